@@ -1,0 +1,82 @@
+# minivmm — build, test, bench.  `make help` lists the targets.
+CC      ?= gcc
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE -pthread -I.
+LDLIBS  += -pthread
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+CFLAGS  += -DMINIVMM_VERSION='"$(VERSION)"'
+
+B       := build
+SRCS    := $(wildcard vmm/*.c devices/*.c virtio/*.c fs/*.c)
+LIBSRCS := $(filter-out vmm/main.c,$(SRCS))
+OBJS    := $(SRCS:%.c=$(B)/obj/%.o)
+LIBOBJS := $(LIBSRCS:%.c=$(B)/obj/%.o)
+UNITSRC := $(wildcard tests/unit/*.c)
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+ASANOBJS := $(LIBSRCS:%.c=$(B)/asan/%.o) $(UNITSRC:%.c=$(B)/asan/%.o)
+
+# Guest image: the newest installed kernel unless KVER is given.
+KVER    ?= $(shell ls /boot/vmlinuz-* 2>/dev/null | sed 's|/boot/vmlinuz-||' | sort -V | tail -n1)
+KERNEL  ?= /boot/vmlinuz-$(KVER)
+GUEST   := $(B)/guest/initrd.img
+
+.PHONY: all deps guest test unit unit-asan e2e demo bench clean help
+all: $(B)/minivmm
+
+$(B)/minivmm: $(OBJS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(B)/asan/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANFLAGS) -MMD -MP -c -o $@ $<
+
+$(B)/unit-tests: $(LIBOBJS) $(UNITSRC:%.c=$(B)/obj/%.o)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+
+$(B)/unit-tests-asan: $(ASANOBJS)
+	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+
+deps:
+	tools/deps
+
+guest: $(GUEST)
+$(GUEST): guest/mkinitrd guest/init
+	guest/mkinitrd --kver $(KVER) -o $@
+
+unit: $(B)/unit-tests
+	$(B)/unit-tests --jobs 2
+
+unit-asan: $(B)/unit-tests-asan
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(B)/unit-tests-asan --jobs 2
+
+# End-to-end: real guests on real KVM — hardware KVM when this host has it,
+# otherwise inside the emulated KVM host (tools/emuhost).
+e2e: $(B)/minivmm $(GUEST)
+	tests/e2e/cli.sh $(B)/minivmm
+	tools/with-kvm -- tests/e2e/boot.sh $(B)/minivmm $(KERNEL) $(GUEST)
+
+test: unit unit-asan e2e
+
+demo: $(B)/minivmm $(GUEST)
+	tools/with-kvm -- $(B)/minivmm --kernel $(KERNEL) --initrd $(GUEST) --cpus 2 --mem 512M -- \
+	  sh -c 'echo "kernel $$(uname -r), $$(nproc) CPUs, $$(free -m | awk "/Mem:/{print \$$2}") MiB memory"'
+
+bench: $(B)/minivmm $(GUEST)
+	tools/with-kvm -- tests/bench/boot.sh $(B)/minivmm $(KERNEL) $(GUEST)
+
+clean:
+	rm -rf $(B)
+
+help:
+	@echo "make [all]   build build/minivmm"
+	@echo "make deps    install the Debian packages the project uses (root)"
+	@echo "make guest   build the guest image build/guest/initrd.img (KVER=... to choose the kernel)"
+	@echo "make test    unit tests (plain and ASan/UBSan) and end-to-end tests"
+	@echo "make demo    boot a guest that prints its kernel, CPUs and memory"
+	@echo "make bench   benchmarks, side by side with a peer"
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,73 @@
+#!/bin/bash
+# Bad user input: one line on stderr naming the problem, exit status 1, no guest started.
+# Usage: tests/e2e/cli.sh MINIVMM [KERNEL]
+set -u
+. "$(dirname "$0")/lib.sh"
+M=$(realpath "$1")
+K=${2:-$(ls /boot/vmlinuz-* | sort -V | tail -n1)}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+
+# bad NAME PATTERN ARGS... : exit 1, exactly one stderr line matching PATTERN, no stdout.
+bad() {
+	local name=$1 pat=$2; shift 2
+	"$M" "$@" >"$T/out" 2>"$T/err" </dev/null
+	local rc=$? lines
+	lines=$(wc -l <"$T/err")
+	if [ $rc -eq 1 ] && [ "$lines" -eq 1 ] && [ ! -s "$T/out" ] && grep -Eq -- "$pat" "$T/err"; then
+		ok "$name"
+	else
+		nok "$name: rc=$rc, $lines stderr lines: $(head -c 300 "$T/err")"
+	fi
+}
+
+head -c 300000 "$K" >"$T/truncated"
+printf 'hello\n' >"$T/short"
+yes 'not a kernel' | head -c 8192 >"$T/text"
+# A bzImage header claiming boot protocol 2.01.
+cp "$T/truncated" "$T/old" && printf '\001\002' | dd of="$T/old" bs=1 seek=$((0x206)) conv=notrunc 2>/dev/null
+: >"$T/empty"
+head -c $((400 << 20)) /dev/zero >"$T/big.img" 2>/dev/null
+
+bad "no kernel"                 "no kernel given"
+bad "missing kernel"            "cannot open kernel '/nonexistent'.*No such file" --kernel /nonexistent
+bad "kernel is a directory"     "kernel '/tmp' is not a regular file" --kernel /tmp
+bad "empty kernel"              "kernel .* is empty" --kernel "$T/empty"
+bad "not a bzImage"             "not a bzImage: bad magic" --kernel "$T/text"
+bad "too short"                 "not a bzImage: .*too short" --kernel "$T/short"
+bad "truncated bzImage"         "truncated bzImage: 300000 bytes" --kernel "$T/truncated"
+bad "protocol too old"          "boot protocol 2.01 is too old" --kernel "$T/old"
+bad "missing initrd"            "cannot open initrd '/nonexistent'" --kernel "$K" --initrd /nonexistent
+bad "unparsable --mem"          "--mem 'lots' is not a size" --kernel "$K" --mem lots
+bad "--mem too small"           "--mem 8M is too small" --kernel "$K" --mem 8M
+bad "--mem too large"           "--mem 100T is more than this host" --kernel "$K" --mem 100T
+bad "--mem too small for kernel" "too small for this kernel" --kernel "$K" --mem 40M
+bad "--cpus 0"                  "--cpus '0' must be a whole number" --kernel "$K" --cpus 0
+bad "--cpus junk"               "--cpus 'two' must be" --kernel "$K" --cpus two
+bad "--cpus above KVM's limit"  "--cpus 100000 is more than this KVM allows" --kernel "$K" --cpus 100000
+bad "unknown option"            "unknown option '--frobnicate'" --kernel "$K" --frobnicate
+bad "option without value"      "option '--mem' needs a value" --kernel "$K" --mem
+bad "stray argument"            "unexpected argument 'oops'" --kernel "$K" oops
+bad "nothing after --"          "nothing after --" --kernel "$K" --
+bad "initrd does not fit"       "initrd of 400 MiB does not fit" --kernel "$K" --initrd "$T/big.img" --mem 256M
+
+# /dev/kvm missing or not permitted: a private mount namespace hides it, an unprivileged
+# user cannot open it.  Both need root to set up.
+if [ "$(id -u)" = 0 ]; then
+	bad_ns() {
+		unshare -m sh -c 'mount -t tmpfs none /dev && exec "$@"' sh "$@"
+	}
+	out=$(bad_ns "$M" --kernel "$K" 2>&1 >/dev/null); rc=$?
+	expect_eq "no /dev/kvm: status" 1 "$rc"
+	expect_match "no /dev/kvm: message" "^minivmm: cannot open /dev/kvm: no such device" "$out"
+	chmod 0755 "$T"
+	out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$M" --kernel "$K" 2>&1 >/dev/null); rc=$?
+	expect_eq "/dev/kvm not permitted: status" 1 "$rc"
+	expect_match "/dev/kvm not permitted: message" "cannot open /dev/kvm: permission denied" "$out"
+fi
+
+out=$("$M" --help); rc=$?
+expect_eq "--help exits 0" 0 "$rc"
+expect_match "--help shows usage" "^usage: minivmm --kernel" "$out"
+expect_match "--version" "^minivmm [0-9]+\.[0-9]+\.[0-9]+$" "$("$M" --version)"
+finish

@@ -1,0 +1,270 @@
+/* minivmm: command line, then machine assembly in start-up order.  Everything that can be
+ * wrong with the user's input is checked before /dev/kvm is opened. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "devices/i8042.h"
+#include "devices/power.h"
+#include "devices/serial.h"
+#include "devices/term.h"
+#include "vmm/acpi.h"
+#include "vmm/boot.h"
+#include "vmm/cpio.h"
+#include "vmm/vm.h"
+
+#define DEFAULT_MEM     (512ULL << 20)
+#define MIN_MEM         (32ULL << 20)
+#define DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=-1"
+/* With a command, the guest's own output is the command's: keep the kernel quiet.  A later
+ * loglevel= in --cmdline wins. */
+#define CMD_CMDLINE     " quiet loglevel=1"
+#define QUIT_STATUS     130  /* Ctrl-A x: like an interrupted command */
+
+struct opts {
+	const char *kernel;
+	const char *initrd;
+	const char *cmdline;
+	const char *mem_str;
+	uint64_t mem;
+	long cpus;
+	char **cmd;
+	int ncmd;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: minivmm --kernel BZIMAGE [options] [-- CMD [ARG...]]\n"
+		"Boot a Linux guest on KVM. With -- CMD, run CMD in the guest image and exit with its status.\n"
+		"\n"
+		"  --kernel FILE   Linux bzImage (x86_64, boot protocol 2.12+)\n"
+		"  --initrd FILE   initramfs; with -- CMD defaults to the guest image next to minivmm\n"
+		"                  (build/guest/initrd.img)\n"
+		"  --cmdline STR   extra kernel parameters, appended to \"" DEFAULT_CMDLINE "\"\n"
+		"  --mem SIZE      guest memory, e.g. 512M, 2G (default 512M; a bare number is MiB)\n"
+		"  --cpus N        vCPUs (default 1)\n"
+		"  --help          this text;  --version  the version\n"
+		"\n"
+		"Exit status: the command's (0-255) or 0 when the guest powers off; 1 bad input or\n"
+		"start-up failure; 123 guest reboot/reset (incl. panic); 125 guest crash (triple fault,\n"
+		"KVM error); 130 Ctrl-A x typed on the console.\n");
+}
+
+/* One line naming the problem, then exit: for start-up errors only. */
+static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	vm_log("%s", buf);
+	exit(VM_EXIT_ERROR);
+}
+
+static uint8_t *read_file(const char *what, const char *path, size_t *size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		die("cannot open %s '%s': %s", what, path, strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		die("cannot stat %s '%s': %s", what, path, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		die("%s '%s' is not a regular file", what, path);
+	if (st.st_size == 0)
+		die("%s '%s' is empty", what, path);
+	uint8_t *buf = malloc(st.st_size);
+	if (!buf)
+		die("%s '%s' is too large to load (%lld bytes)", what, path, (long long)st.st_size);
+	size_t done = 0;
+	while (done < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + done, st.st_size - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			die("cannot read %s '%s': %s", what, path, n ? strerror(errno) : "file shrank");
+		done += n;
+	}
+	close(fd);
+	*size = done;
+	return buf;
+}
+
+static void parse_args(int argc, char **argv, struct opts *o)
+{
+	enum { O_KERNEL = 256, O_INITRD, O_CMDLINE, O_MEM, O_CPUS, O_HELP, O_VERSION };
+	static const struct option lopts[] = {
+		{ "kernel", required_argument, NULL, O_KERNEL },
+		{ "initrd", required_argument, NULL, O_INITRD },
+		{ "cmdline", required_argument, NULL, O_CMDLINE },
+		{ "mem", required_argument, NULL, O_MEM },
+		{ "cpus", required_argument, NULL, O_CPUS },
+		{ "help", no_argument, NULL, O_HELP },
+		{ "version", no_argument, NULL, O_VERSION },
+		{ 0 },
+	};
+	*o = (struct opts){ .mem = DEFAULT_MEM, .cpus = 1 };
+	opterr = 0;
+	int c;
+	/* '+': stop at the first non-option, so CMD's own options are never ours. */
+	while ((c = getopt_long(argc, argv, "+:hV", lopts, NULL)) != -1) {
+		char *end;
+		switch (c) {
+		case O_KERNEL: o->kernel = optarg; break;
+		case O_INITRD: o->initrd = optarg; break;
+		case O_CMDLINE: o->cmdline = optarg; break;
+		case O_MEM:
+			o->mem_str = optarg;
+			if (gmem_parse_size(optarg, &o->mem))
+				die("--mem '%s' is not a size (use e.g. 512M or 2G)", optarg);
+			break;
+		case O_CPUS:
+			errno = 0;
+			o->cpus = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || o->cpus < 1)
+				die("--cpus '%s' must be a whole number of at least 1", optarg);
+			break;
+		case 'h': case O_HELP: usage(stdout); exit(0);
+		case 'V': case O_VERSION: printf("minivmm %s\n", MINIVMM_VERSION); exit(0);
+		case ':': die("option '%s' needs a value", argv[optind - 1]);
+		default: die("unknown option '%s' (see --help)", argv[optind - 1]);
+		}
+	}
+	if (optind < argc) {
+		if (strcmp(argv[optind - 1], "--") != 0)
+			die("unexpected argument '%s' (a guest command goes after --)", argv[optind]);
+		o->cmd = argv + optind;
+		o->ncmd = argc - optind;
+	} else if (optind > 0 && strcmp(argv[optind - 1], "--") == 0) {
+		die("nothing after -- (give the command to run in the guest)");
+	}
+	if (!o->kernel)
+		die("no kernel given (--kernel BZIMAGE)");
+	if (o->mem < MIN_MEM)
+		die("--mem %s is too small (at least %llu MiB)", o->mem_str, MIN_MEM >> 20);
+	uint64_t host = (uint64_t)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE);
+	if (o->mem > host)
+		die("--mem %s is more than this host's %llu MiB of memory", o->mem_str,
+		    (unsigned long long)(host >> 20));
+}
+
+/* The guest image built next to the binary: build/minivmm -> build/guest/initrd.img. */
+static const char *default_guest_image(void)
+{
+	static char path[PATH_MAX];
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return NULL;
+	exe[n] = '\0';
+	snprintf(path, sizeof(path), "%s/guest/initrd.img", dirname(exe));
+	return access(path, R_OK) == 0 ? path : NULL;
+}
+
+static void serial_irq(void *ctx, int level)
+{
+	vm_irq_line(ctx, SERIAL_COM1_IRQ, level);
+}
+
+static void console_quit(void *ctx)
+{
+	vm_stop(ctx, QUIT_STATUS);
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o;
+	char err[256];
+	/* Guest output to a closed pipe must fail the write (EPIPE), not kill the VMM. */
+	signal(SIGPIPE, SIG_IGN);
+	parse_args(argc, argv, &o);
+
+	/* Input files first: a bad kernel is reported before anything touches KVM. */
+	size_t ksize, isize = 0;
+	uint8_t *kbuf = read_file("kernel", o.kernel, &ksize);
+	struct boot_kernel k;
+	if (boot_parse(kbuf, ksize, &k, err, sizeof(err)))
+		die("kernel '%s': %s", o.kernel, err);
+	if (o.cmd && !o.initrd) {
+		o.initrd = default_guest_image();
+		if (!o.initrd)
+			die("-- CMD needs the guest image: run 'make guest' or give --initrd");
+	}
+	uint8_t *ibuf = o.initrd ? read_file("initrd", o.initrd, &isize) : NULL;
+	bool raw = !isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO);
+	if (o.cmd) {
+		struct cpio c = { 0 };
+		if (cpio_guest_cmd(&c, o.cmd, o.ncmd, raw))
+			die("out of memory building the guest command");
+		size_t at = (isize + 3) & ~(size_t)3;
+		ibuf = realloc(ibuf, at + c.len);
+		if (!ibuf)
+			die("out of memory building the initrd");
+		memset(ibuf + isize, 0, at - isize);
+		memcpy(ibuf + at, c.buf, c.len);
+		isize = at + c.len;
+		cpio_free(&c);
+	}
+	if (k.load_addr + k.init_size > (o.mem < GMEM_HOLE_START ? o.mem : GMEM_HOLE_START))
+		die("--mem %s is too small for this kernel (it needs %llu MiB to boot)",
+		    o.mem_str ? o.mem_str : "512M",
+		    (unsigned long long)((k.load_addr + k.init_size + isize + (1 << 20) - 1) >> 20) + 1);
+
+	char cmdline[4096];
+	int n = snprintf(cmdline, sizeof(cmdline), "%s%s%s%s", DEFAULT_CMDLINE,
+			 o.cmd ? CMD_CMDLINE : "", o.cmdline ? " " : "", o.cmdline ? o.cmdline : "");
+	if (n >= (int)sizeof(cmdline))
+		die("--cmdline is too long");
+
+	static struct vm vm;
+	if (vm_open_kvm(&vm))
+		exit(VM_EXIT_ERROR);
+	if (o.cpus > vm.max_cpus)
+		die("--cpus %ld is more than this KVM allows (%d)", o.cpus, vm.max_cpus);
+	if (vm_create(&vm, o.cpus, o.mem))
+		exit(VM_EXIT_ERROR);
+
+	uint8_t *acpi = gmem_ptr(&vm.mem, BOOT_BIOS_START, BOOT_BIOS_END - BOOT_BIOS_START);
+	struct acpi_config acfg = { .ncpus = o.cpus };
+	if (!acpi || acpi_build(acpi, BOOT_BIOS_END - BOOT_BIOS_START, BOOT_BIOS_START, &acfg) < 0)
+		die("cannot build the ACPI tables");
+	struct boot_info bi;
+	if (boot_load(&vm.mem, &k, ibuf, isize, cmdline, BOOT_BIOS_START, &bi, err, sizeof(err)))
+		die("%s", err);
+	free(kbuf);
+	free(ibuf);
+	if (vcpu_boot_setup(&vm.vcpus[0], bi.entry, BOOT_PARAMS_ADDR, BOOT_PML4_ADDR,
+			    BOOT_GDT_ADDR, 5 * 8 - 1))
+		die("cannot set up the boot vCPU: %s", strerror(errno));
+
+	struct serial *com1 = serial_create(STDOUT_FILENO, serial_irq, &vm);
+	if (!com1)
+		die("cannot create the serial port: %s", strerror(errno));
+	if (bus_register(&vm.pio, SERIAL_COM1_BASE, SERIAL_NR_REGS, serial_io, com1, "com1") ||
+	    i8042_init(&vm) || power_init(&vm))
+		die("device port ranges overlap");
+
+	if (term_raw_enter(STDIN_FILENO) < 0)
+		die("cannot put the terminal in raw mode: %s", strerror(errno));
+	if (serial_input_start(com1, STDIN_FILENO, console_quit, &vm))
+		die("cannot start the console input thread");
+	if (vcpu_start_all(&vm))
+		exit(VM_EXIT_ERROR);
+
+	int status = vm_wait(&vm);
+	term_restore();
+	/* vCPU threads may still be inside KVM_RUN; exiting the process ends them and frees
+	 * every KVM object at once, which is the one teardown that cannot hang. */
+	exit(status);
+}

@@ -1,0 +1,40 @@
+/* Guest RAM: where it lives on the host, and the one check every guest address goes through. */
+#ifndef MINIVMM_MEMORY_H
+#define MINIVMM_MEMORY_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* x86 layout: RAM from 0 up to the 32-bit hole, the rest above 4 GiB.  The hole holds the
+ * IOAPIC, the local APIC and (later) PCI BARs. */
+#define GMEM_HOLE_START  0xC0000000ULL
+#define GMEM_HIGH_START  0x100000000ULL
+#define GMEM_MAX_REGIONS 4
+
+struct gmem_region {
+	uint64_t gpa;
+	uint64_t size;
+	uint8_t *hva;
+};
+
+struct gmem {
+	struct gmem_region r[GMEM_MAX_REGIONS];
+	int n;
+	uint64_t ram_size;   /* total bytes of RAM */
+	uint8_t *base;       /* the one host mapping behind all RAM regions */
+};
+
+/* Reserve `ram_size` bytes of guest RAM (lazily backed). */
+int gmem_init(struct gmem *m, uint64_t ram_size) __attribute__((warn_unused_result));
+void gmem_free(struct gmem *m);
+
+/* Host pointer for [gpa, gpa+len), or NULL unless the whole range, computed without
+ * overflow, lies inside one RAM region.  len 0 is treated as 1 byte. */
+void *gmem_ptr(const struct gmem *m, uint64_t gpa, uint64_t len);
+
+/* End of RAM below the 32-bit hole (the highest usable low address + 1). */
+uint64_t gmem_low_end(const struct gmem *m);
+
+/* Parse "512M", "2G", "1048576K", "512" (MiB) into bytes; -EINVAL when unparsable. */
+int gmem_parse_size(const char *s, uint64_t *out) __attribute__((warn_unused_result));
+
+#endif

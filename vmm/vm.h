@@ -1,0 +1,76 @@
+/* The virtual machine: KVM handles, guest RAM, the I/O buses, the vCPUs, and how it stops. */
+#ifndef MINIVMM_VM_H
+#define MINIVMM_VM_H
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vmm/bus.h"
+#include "vmm/memory.h"
+
+struct kvm_run;
+struct kvm_cpuid2;
+
+/* minivmm's own exit statuses (a guest command's status 0..255 passes through as is). */
+#define VM_EXIT_ERROR   1    /* bad input or start-up failure, before the guest runs */
+#define VM_EXIT_RESET   123  /* the guest rebooted or reset (also: a panic with panic=-1) */
+#define VM_EXIT_TIMEOUT 124  /* reserved for --timeout */
+#define VM_EXIT_CRASH   125  /* triple fault, KVM internal error, failed VM entry */
+
+/* Fixed x86 addresses. */
+#define IOAPIC_ADDR 0xFEC00000ULL
+#define LAPIC_ADDR  0xFEE00000ULL
+
+struct vcpu {
+	struct vm *vm;
+	int id;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+};
+
+struct vm {
+	int kvm_fd;
+	int vm_fd;
+	int ncpus;
+	int max_cpus;            /* what this KVM allows */
+	bool tsc_deadline;
+	struct gmem mem;
+	struct bus pio;
+	struct bus mmio;
+	struct vcpu *vcpus;
+	long run_size;
+	struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID, patched per vCPU */
+
+	pthread_mutex_t lock;
+	pthread_cond_t stopped_cond;
+	bool stopped;
+	int status;
+};
+
+/* Open KVM and check the API; fills kvm_fd, max_cpus and the supported CPUID.  Prints one
+ * line naming the problem on failure. */
+int vm_open_kvm(struct vm *vm) __attribute__((warn_unused_result));
+/* Create the VM with `ncpus` vCPUs (not yet running) and `ram` bytes of RAM. */
+int vm_create(struct vm *vm, int ncpus, uint64_t ram) __attribute__((warn_unused_result));
+/* Level-triggered interrupt line into the in-kernel PIC/IOAPIC. */
+void vm_irq_line(struct vm *vm, int gsi, int level);
+/* Ask the VM to stop with `status`; the first request wins. Safe from any thread. */
+void vm_stop(struct vm *vm, int status);
+bool vm_stopping(struct vm *vm);
+/* Block until vm_stop(); returns the status. */
+int vm_wait(struct vm *vm);
+
+/* vcpu.c */
+int vcpu_create_all(struct vm *vm) __attribute__((warn_unused_result));
+int vcpu_boot_setup(struct vcpu *v, uint64_t entry, uint64_t boot_params, uint64_t cr3,
+		    uint64_t gdt, uint16_t gdt_limit) __attribute__((warn_unused_result));
+int vcpu_start_all(struct vm *vm) __attribute__((warn_unused_result));
+
+/* cpuid.c: patch `c` (a copy of the supported list) for vCPU `id` of `ncpus`. */
+void cpuid_patch(struct kvm_cpuid2 *c, int id, int ncpus, bool tsc_deadline);
+
+/* One line on stderr, "minivmm: ...".  For start-up errors and guest-caused events. */
+void vm_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif
