@@ -9,7 +9,7 @@
 
 static void put(struct cpio *c, const void *p, size_t n)
 {
-	if (c->err)
+	if (c->err || n == 0)
 		return;
 	if (c->len + n > c->cap) {
 		size_t cap = c->cap ? c->cap : 4096;
