@@ -200,11 +200,20 @@ static bool handle_exit(struct vcpu *v)
 	case KVM_EXIT_HLT:
 	case KVM_EXIT_INTR:
 		return true;
-	case KVM_EXIT_SHUTDOWN:
-		vm_log("guest triple fault on vCPU %d at RIP 0x%llx (KVM_EXIT_SHUTDOWN)", v->id,
-		       (unsigned long long)vcpu_rip(v));
+	case KVM_EXIT_SHUTDOWN: {
+		/* On AMD, KVM re-INITs the vCPU on a shutdown intercept (the VMCB is undefined
+		 * after one), so the registers read back are the reset state: say so rather
+		 * than print the reset vector as if the guest had been there. */
+		uint64_t rip = vcpu_rip(v);
+		if (rip == 0xfff0)
+			vm_log("guest triple fault on vCPU %d (KVM_EXIT_SHUTDOWN); RIP unavailable: "
+			       "this KVM resets the vCPU on shutdown", v->id);
+		else
+			vm_log("guest triple fault on vCPU %d at RIP 0x%llx (KVM_EXIT_SHUTDOWN)", v->id,
+			       (unsigned long long)rip);
 		vm_stop(vm, VM_EXIT_CRASH);
 		return false;
+	}
 	case KVM_EXIT_SYSTEM_EVENT:
 		switch (run->system_event.type) {
 		case KVM_SYSTEM_EVENT_SHUTDOWN:

@@ -20,7 +20,8 @@ expect_eq "printf status" 0 "$rc"
 out=$(vm --cpus 2 --mem 300M -- sh -c 'nproc; sed -n "s/^MemTotal: *\([0-9]*\) kB/\1/p" /proc/meminfo' </dev/null)
 expect_eq "--cpus 2: guest sees 2 CPUs" 2 "$(echo "$out" | sed -n 1p)"
 mem=$(echo "$out" | sed -n 2p)
-if [ -n "$mem" ] && [ "$mem" -gt $((250 * 1024)) ] && [ "$mem" -le $((300 * 1024)) ]; then
+# MemTotal excludes what the kernel reserves for itself (~50 MiB here).
+if [ -n "$mem" ] && [ "$mem" -gt $((200 * 1024)) ] && [ "$mem" -le $((300 * 1024)) ]; then
 	ok "--mem 300M: MemTotal $mem kB"
 else
 	nok "--mem 300M: MemTotal [$mem] kB"
@@ -62,6 +63,9 @@ head -c "$setup" "$K" >"$T/fault"
 printf '\041\000\000\000' | dd of="$T/fault" bs=1 seek=$((0x1f4)) conv=notrunc 2>/dev/null
 "$M" --kernel "$T/fault" </dev/null >"$T/out" 2>"$T/err"; rc=$?
 expect_eq "triple fault -> 125" 125 "$rc"
-expect_match "triple fault is reported with RIP" "^minivmm: guest triple fault on vCPU 0 at RIP 0x1000200" "$(cat "$T/err")"
+# Intel KVM keeps the faulting RIP; AMD re-INITs the vCPU on shutdown, and then minivmm must
+# say the RIP is unavailable rather than print the reset vector.
+expect_match "triple fault is reported (RIP, or why it is unavailable)" \
+	"^minivmm: guest triple fault on vCPU 0 (at RIP 0x1000200 |\(KVM_EXIT_SHUTDOWN\); RIP unavailable)" "$(cat "$T/err")"
 expect_eq "triple fault: one line" 1 "$(wc -l <"$T/err")"
 finish

@@ -45,6 +45,7 @@ bad "--mem too small for kernel" "too small for this kernel" --kernel "$K" --mem
 bad "--cpus 0"                  "--cpus '0' must be a whole number" --kernel "$K" --cpus 0
 bad "--cpus junk"               "--cpus 'two' must be" --kernel "$K" --cpus two
 bad "--cpus above KVM's limit"  "--cpus 100000 is more than this KVM allows" --kernel "$K" --cpus 100000
+bad "unknown transport"         "--transport 'usb' is not a transport \\(pci or mmio\\)" --kernel "$K" --transport usb
 bad "unknown option"            "unknown option '--frobnicate'" --kernel "$K" --frobnicate
 bad "option without value"      "option '--mem' needs a value" --kernel "$K" --mem
 bad "stray argument"            "unexpected argument 'oops'" --kernel "$K" oops
