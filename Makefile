@@ -2,7 +2,7 @@
 CC      ?= gcc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE -pthread -I.
-LDLIBS  += -pthread
+LDLIBS  += -pthread -llzma
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 CFLAGS  += -DMINIVMM_VERSION='"$(VERSION)"'
 
@@ -57,7 +57,8 @@ unit-asan: $(B)/unit-tests-asan
 # otherwise inside the emulated KVM host (tools/emuhost).
 e2e: $(B)/minivmm $(GUEST)
 	tests/e2e/cli.sh $(B)/minivmm
-	tools/with-kvm -- tests/e2e/boot.sh $(B)/minivmm $(KERNEL) $(GUEST)
+	tests/e2e/emuhost.sh
+	EMUHOST_MEM=6144 tools/with-kvm -- tests/e2e/run.sh $(B)/minivmm $(KERNEL) $(GUEST)
 
 test: unit unit-asan e2e
 
@@ -66,7 +67,7 @@ demo: $(B)/minivmm $(GUEST)
 	  sh -c 'echo "kernel $$(uname -r), $$(nproc) CPUs, $$(free -m | awk "/Mem:/{print \$$2}") MiB memory"'
 
 bench: $(B)/minivmm $(GUEST)
-	tools/with-kvm -- tests/bench/boot.sh $(B)/minivmm $(KERNEL) $(GUEST)
+	tools/with-kvm -- tests/bench/rng.sh $(B)/minivmm $(KERNEL) $(GUEST)
 
 clean:
 	rm -rf $(B)

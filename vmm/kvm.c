@@ -168,6 +168,21 @@ void vm_irq_line(struct vm *vm, int gsi, int level)
 		vm_log("KVM_IRQ_LINE %d failed: %s", gsi, strerror(errno));
 }
 
+int vm_ioeventfd(struct vm *vm, uint64_t addr, unsigned len, bool pio, int64_t datamatch, int fd,
+		 bool assign)
+{
+	struct kvm_ioeventfd e = { .addr = addr, .len = len, .fd = fd };
+	if (pio)
+		e.flags |= KVM_IOEVENTFD_FLAG_PIO;
+	if (datamatch >= 0) {
+		e.flags |= KVM_IOEVENTFD_FLAG_DATAMATCH;
+		e.datamatch = datamatch;
+	}
+	if (!assign)
+		e.flags |= KVM_IOEVENTFD_FLAG_DEASSIGN;
+	return ioctl(vm->vm_fd, KVM_IOEVENTFD, &e) < 0 ? -errno : 0;
+}
+
 void vm_stop(struct vm *vm, int status)
 {
 	pthread_mutex_lock(&vm->lock);

@@ -17,9 +17,10 @@
 #include "devices/power.h"
 #include "devices/serial.h"
 #include "devices/term.h"
-#include "vmm/acpi.h"
 #include "vmm/boot.h"
+#include "virtio/rng.h"
 #include "vmm/cpio.h"
+#include "vmm/machine.h"
 #include "vmm/vm.h"
 
 #define DEFAULT_MEM     (512ULL << 20)
@@ -37,6 +38,8 @@ struct opts {
 	const char *mem_str;
 	uint64_t mem;
 	long cpus;
+	enum machine_transport transport;
+	bool rng;
 	char **cmd;
 	int ncmd;
 };
@@ -53,6 +56,8 @@ static void usage(FILE *f)
 		"  --cmdline STR   extra kernel parameters, appended to \"" DEFAULT_CMDLINE "\"\n"
 		"  --mem SIZE      guest memory, e.g. 512M, 2G (default 512M; a bare number is MiB)\n"
 		"  --cpus N        vCPUs (default 1)\n"
+		"  --transport T   virtio transport: pci (default) or mmio\n"
+		"  --rng, --no-rng virtio-rng entropy device (default on)\n"
 		"  --help          this text;  --version  the version\n"
 		"\n"
 		"Exit status: the command's (0-255) or 0 when the guest powers off; 1 bad input or\n"
@@ -103,18 +108,22 @@ static uint8_t *read_file(const char *what, const char *path, size_t *size)
 
 static void parse_args(int argc, char **argv, struct opts *o)
 {
-	enum { O_KERNEL = 256, O_INITRD, O_CMDLINE, O_MEM, O_CPUS, O_HELP, O_VERSION };
+	enum { O_KERNEL = 256, O_INITRD, O_CMDLINE, O_MEM, O_CPUS, O_TRANSPORT, O_RNG, O_NO_RNG,
+	       O_HELP, O_VERSION };
 	static const struct option lopts[] = {
 		{ "kernel", required_argument, NULL, O_KERNEL },
 		{ "initrd", required_argument, NULL, O_INITRD },
 		{ "cmdline", required_argument, NULL, O_CMDLINE },
 		{ "mem", required_argument, NULL, O_MEM },
 		{ "cpus", required_argument, NULL, O_CPUS },
+		{ "transport", required_argument, NULL, O_TRANSPORT },
+		{ "rng", no_argument, NULL, O_RNG },
+		{ "no-rng", no_argument, NULL, O_NO_RNG },
 		{ "help", no_argument, NULL, O_HELP },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ 0 },
 	};
-	*o = (struct opts){ .mem = DEFAULT_MEM, .cpus = 1 };
+	*o = (struct opts){ .mem = DEFAULT_MEM, .cpus = 1, .transport = TRANSPORT_PCI, .rng = true };
 	opterr = 0;
 	int c;
 	/* '+': stop at the first non-option, so CMD's own options are never ours. */
@@ -135,6 +144,16 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			if (errno || end == optarg || *end || o->cpus < 1)
 				die("--cpus '%s' must be a whole number of at least 1", optarg);
 			break;
+		case O_TRANSPORT:
+			if (!strcmp(optarg, "pci"))
+				o->transport = TRANSPORT_PCI;
+			else if (!strcmp(optarg, "mmio"))
+				o->transport = TRANSPORT_MMIO;
+			else
+				die("--transport '%s' is not a transport (pci or mmio)", optarg);
+			break;
+		case O_RNG: o->rng = true; break;
+		case O_NO_RNG: o->rng = false; break;
 		case 'h': case O_HELP: usage(stdout); exit(0);
 		case 'V': case O_VERSION: printf("minivmm %s\n", MINIVMM_VERSION); exit(0);
 		case ':': die("option '%s' needs a value", argv[optind - 1]);
@@ -235,10 +254,18 @@ int main(int argc, char **argv)
 	if (vm_create(&vm, o.cpus, o.mem))
 		exit(VM_EXIT_ERROR);
 
-	uint8_t *acpi = gmem_ptr(&vm.mem, BOOT_BIOS_START, BOOT_BIOS_END - BOOT_BIOS_START);
-	struct acpi_config acfg = { .ncpus = o.cpus };
-	if (!acpi || acpi_build(acpi, BOOT_BIOS_END - BOOT_BIOS_START, BOOT_BIOS_START, &acfg) < 0)
-		die("cannot build the ACPI tables");
+	struct machine mach;
+	if (machine_init(&mach, &vm, o.transport))
+		exit(VM_EXIT_ERROR);
+	if (o.rng) {
+		struct virtio_dev *rng = virtio_rng_create(&vm);
+		if (!rng)
+			die("cannot create the virtio-rng device: %s", strerror(errno));
+		if (machine_add_virtio(&mach, rng))
+			exit(VM_EXIT_ERROR);
+	}
+	if (machine_finish(&mach, cmdline, sizeof(cmdline)))
+		exit(VM_EXIT_ERROR);
 	struct boot_info bi;
 	if (boot_load(&vm.mem, &k, ibuf, isize, cmdline, BOOT_BIOS_START, &bi, err, sizeof(err)))
 		die("%s", err);

@@ -10,6 +10,7 @@
 
 struct kvm_run;
 struct kvm_cpuid2;
+struct irq_router;
 
 /* minivmm's own exit statuses (a guest command's status 0..255 passes through as is). */
 #define VM_EXIT_ERROR   1    /* bad input or start-up failure, before the guest runs */
@@ -41,6 +42,7 @@ struct vm {
 	struct vcpu *vcpus;
 	long run_size;
 	struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID, patched per vCPU */
+	struct irq_router *irq;   /* GSI routing and irqfds (vmm/irq.c) */
 
 	pthread_mutex_t lock;
 	pthread_cond_t stopped_cond;
@@ -55,6 +57,10 @@ int vm_open_kvm(struct vm *vm) __attribute__((warn_unused_result));
 int vm_create(struct vm *vm, int ncpus, uint64_t ram) __attribute__((warn_unused_result));
 /* Level-triggered interrupt line into the in-kernel PIC/IOAPIC. */
 void vm_irq_line(struct vm *vm, int gsi, int level);
+/* Bind eventfd `fd` to guest writes of `len` bytes at `addr` (MMIO, or port I/O when
+ * `pio`), matching `datamatch` when it is >= 0; `assign` false removes the binding. */
+int vm_ioeventfd(struct vm *vm, uint64_t addr, unsigned len, bool pio, int64_t datamatch, int fd,
+		 bool assign) __attribute__((warn_unused_result));
 /* Ask the VM to stop with `status`; the first request wins. Safe from any thread. */
 void vm_stop(struct vm *vm, int status);
 bool vm_stopping(struct vm *vm);
