@@ -19,6 +19,10 @@ ASANOBJS := $(LIBSRCS:%.c=$(B)/asan/%.o) $(UNITSRC:%.c=$(B)/asan/%.o)
 KVER    ?= $(shell ls /boot/vmlinuz-* 2>/dev/null | sed 's|/boot/vmlinuz-||' | sort -V | tail -n1)
 KERNEL  ?= /boot/vmlinuz-$(KVER)
 GUEST   := $(B)/guest/initrd.img
+# Tests, demo and benchmarks keep minivmm's kernel cache and emuhost's images under
+# build/: shared read-write into the emulated host, so they survive from one run to the
+# next, and the user's ~/.cache is left alone.
+RUNENV  := XDG_CACHE_HOME=$(CURDIR)/$(B)/cache
 
 .PHONY: all deps guest test unit unit-asan e2e demo bench clean help
 all: $(B)/minivmm
@@ -57,17 +61,17 @@ unit-asan: $(B)/unit-tests-asan
 # otherwise inside the emulated KVM host (tools/emuhost).
 e2e: $(B)/minivmm $(GUEST)
 	tests/e2e/cli.sh $(B)/minivmm
-	tests/e2e/emuhost.sh
-	EMUHOST_MEM=6144 tools/with-kvm -- tests/e2e/run.sh $(B)/minivmm $(KERNEL) $(GUEST)
+	$(RUNENV) tests/e2e/emuhost.sh
+	$(RUNENV) EMUHOST_MEM=6144 tools/with-kvm -- tests/e2e/run.sh $(B)/minivmm $(KERNEL) $(GUEST)
 
 test: unit unit-asan e2e
 
 demo: $(B)/minivmm $(GUEST)
-	tools/with-kvm -- $(B)/minivmm --kernel $(KERNEL) --initrd $(GUEST) --cpus 2 --mem 512M -- \
+	$(RUNENV) tools/with-kvm -- $(B)/minivmm --kernel $(KERNEL) --initrd $(GUEST) --cpus 2 --mem 512M -- \
 	  sh -c 'echo "kernel $$(uname -r), $$(nproc) CPUs, $$(free -m | awk "/Mem:/{print \$$2}") MiB memory"'
 
 bench: $(B)/minivmm $(GUEST)
-	tools/with-kvm -- tests/bench/rng.sh $(B)/minivmm $(KERNEL) $(GUEST)
+	$(RUNENV) tools/with-kvm -- tests/bench/rng.sh $(B)/minivmm $(KERNEL) $(GUEST)
 
 clean:
 	rm -rf $(B)
