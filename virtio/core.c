@@ -33,6 +33,7 @@ int virtio_dev_init(struct virtio_dev *d, struct vm *vm, const struct virtio_dev
 		struct virtio_queue *q = &d->q[i];
 		q->max_size = q->size = max_size;
 		q->msix_vector = VIRTIO_NO_VECTOR;
+		pthread_mutex_init(&q->push_lock, NULL);
 		q->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (q->kick_fd < 0) {
 			int ret = -errno;
@@ -94,7 +95,7 @@ static void log_guest(struct virtio_dev *d, const char *fmt, va_list ap)
 	vm_log("%s: %s", d->ops->name, buf);
 }
 
-static void __attribute__((format(printf, 2, 3))) guest_log(struct virtio_dev *d, const char *fmt, ...)
+void virtio_log(struct virtio_dev *d, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -235,7 +236,21 @@ void virtio_queue_kick(struct virtio_dev *d, uint32_t idx)
 
 void virtio_signal_used(struct virtio_dev *d, uint16_t q)
 {
-	if (virtq_should_signal(&d->q[q].vq))
+	pthread_mutex_lock(&d->q[q].push_lock);
+	bool sig = virtq_should_signal(&d->q[q].vq);
+	pthread_mutex_unlock(&d->q[q].push_lock);
+	if (sig)
+		d->tops->signal(d, VIRTIO_IRQ_QUEUE, q);
+}
+
+void virtio_queue_complete(struct virtio_dev *d, uint16_t q, uint16_t head, uint32_t written)
+{
+	struct virtio_queue *vq = &d->q[q];
+	pthread_mutex_lock(&vq->push_lock);
+	virtq_push(&vq->vq, head, written);
+	bool sig = virtq_should_signal(&vq->vq);
+	pthread_mutex_unlock(&vq->push_lock);
+	if (sig)
 		d->tops->signal(d, VIRTIO_IRQ_QUEUE, q);
 }
 
@@ -324,9 +339,11 @@ void virtio_queue_process(struct virtio_dev *d, uint16_t qi,
 			if (c->err == VIRTQ_OK)
 				written = handle(d, c);
 			else
-				guest_log(d, "queue %u: descriptor chain %u failed: %s", qi, c->head,
+				virtio_log(d, "queue %u: descriptor chain %u failed: %s", qi, c->head,
 					  virtq_strerror(c->err));
+			pthread_mutex_lock(&d->q[qi].push_lock);
 			virtq_push(vq, c->head, written);
+			pthread_mutex_unlock(&d->q[qi].push_lock);
 			pushed = true;
 		}
 		if (r < 0) {

@@ -71,6 +71,8 @@ struct virtio_queue {
 	int kick_fd;
 	/* the validated ring, owned by the device's worker between activate and reset */
 	struct virtq vq;
+	/* serialises completions (used ring + interrupt decision) from several threads */
+	pthread_mutex_t push_lock;
 };
 
 struct virtio_shm {
@@ -133,10 +135,17 @@ void virtio_queue_kick(struct virtio_dev *d, uint32_t idx);
 
 /* From the device: completed buffers on queue q (interrupts only if the driver wants one). */
 void virtio_signal_used(struct virtio_dev *d, uint16_t q);
+/* Complete one chain from any thread: push it and interrupt the driver if it wants one.
+ * For devices that finish requests on threads other than the queue's worker. */
+void virtio_queue_complete(struct virtio_dev *d, uint16_t q, uint16_t head, uint32_t written);
 /* From the device: the driver broke the rules (broken ring): NEEDS_RESET, one rate-limited
  * log line, a config interrupt. */
 void virtio_needs_reset(struct virtio_dev *d, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* One log line about guest-caused trouble, rate-limited per device (a hostile guest must
+ * not flood the host's logs). */
+void virtio_log(struct virtio_dev *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* A worker thread per queue that sleeps on the queue's kick eventfd and calls `fn` for
  * each notification; the common loop every device uses. */
