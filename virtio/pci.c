@@ -234,9 +234,13 @@ static void bar0_io(void *opaque, uint64_t off, void *data, unsigned len, bool i
 	if (off < COMMON_SIZE) {
 		common_io(p, off, data, len, is_write);
 	} else if (off == ISR_OFF && len == 1 && !is_write) {
-		/* Reading the ISR acknowledges it and lowers INTx (§4.1.4.5). */
+		/* Reading the ISR acknowledges it and lowers INTx (§4.1.4.5).  A worker may
+		 * set the ISR and raise the line between our exchange and our lowering; the
+		 * re-check puts the line back up so that interrupt is not lost. */
 		*(uint8_t *)data = __atomic_exchange_n(&p->isr, 0, __ATOMIC_ACQ_REL);
 		pci_intx(&p->pci, 0);
+		if (__atomic_load_n(&p->isr, __ATOMIC_ACQUIRE))
+			pci_intx(&p->pci, 1);
 	} else if (off >= DEVICE_OFF && off < DEVICE_OFF + DEVICE_SIZE) {
 		virtio_config_rw(p->d, off - DEVICE_OFF, data, len, is_write);
 	} else if (off >= NOTIFY_OFF && off < NOTIFY_OFF + (uint64_t)p->d->nqueues * NOTIFY_MULT) {
