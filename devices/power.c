@@ -1,8 +1,10 @@
 /* Power: ACPI S5 (power-off) through the PM1a control register, and the status port
  * through which the guest image hands minivmm its command's exit status.  Reset is the
  * i8042's job (devices/i8042.c), which the FADT reset register points at. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "devices/power.h"
@@ -15,9 +17,12 @@
 
 /* Nothing ever raises an ACPI event (no buttons, no timer), so the PM1 status register
  * reads 0 and the enable register is plain storage. */
-static uint16_t pm1_enable;
-static uint16_t pm1_control = PM1_SCI_EN;
-static pthread_mutex_t pm1_lock = PTHREAD_MUTEX_INITIALIZER;
+struct power {
+	struct vm *vm;
+	pthread_mutex_t lock;
+	uint16_t pm1_enable;
+	uint16_t pm1_control;
+};
 
 static void pm1_rw(uint16_t *reg, uint64_t off, void *data, unsigned len, bool is_write)
 {
@@ -37,25 +42,26 @@ static void pm1_rw(uint16_t *reg, uint64_t off, void *data, unsigned len, bool i
 
 static void pm1_evt_io(void *opaque, uint64_t off, void *data, unsigned len, bool is_write)
 {
+	struct power *pw = opaque;
 	uint16_t status = 0;
-	pthread_mutex_lock(&pm1_lock);
+	pthread_mutex_lock(&pw->lock);
 	if (off < 2)
 		pm1_rw(&status, off, data, len, is_write);   /* write-1-to-clear of nothing */
 	else
-		pm1_rw(&pm1_enable, off - 2, data, len, is_write);
-	pthread_mutex_unlock(&pm1_lock);
+		pm1_rw(&pw->pm1_enable, off - 2, data, len, is_write);
+	pthread_mutex_unlock(&pw->lock);
 }
 
 static void pm1_cnt_io(void *opaque, uint64_t off, void *data, unsigned len, bool is_write)
 {
-	struct vm *vm = opaque;
-	pthread_mutex_lock(&pm1_lock);
-	pm1_rw(&pm1_control, off, data, len, is_write);
-	uint16_t v = pm1_control;
-	if (is_write) {
-		pm1_control = (v & ~PM1_SLP_EN) | PM1_SCI_EN; /* SLP_EN is write-only */
-	}
-	pthread_mutex_unlock(&pm1_lock);
+	struct power *pw = opaque;
+	struct vm *vm = pw->vm;
+	pthread_mutex_lock(&pw->lock);
+	pm1_rw(&pw->pm1_control, off, data, len, is_write);
+	uint16_t v = pw->pm1_control;
+	if (is_write)
+		pw->pm1_control = (v & ~PM1_SLP_EN) | PM1_SCI_EN; /* SLP_EN is write-only */
+	pthread_mutex_unlock(&pw->lock);
 	/* Linux writes SLP_TYP first, then SLP_TYP | SLP_EN: only the second one sleeps.  Only
 	 * \_S5 is offered in the DSDT, so any other type is ignored. */
 	if (is_write && (v & PM1_SLP_EN) &&
@@ -82,10 +88,16 @@ static void sink_io(void *opaque, uint64_t off, void *data, unsigned len, bool i
 
 int power_init(struct vm *vm)
 {
-	int ret = bus_register(&vm->pio, POWER_PM1A_EVT_PORT, POWER_PM1_EVT_LEN, pm1_evt_io, vm,
+	struct power *pw = calloc(1, sizeof(*pw));
+	if (!pw)
+		return -ENOMEM;
+	pw->vm = vm;
+	pw->pm1_control = PM1_SCI_EN;
+	pthread_mutex_init(&pw->lock, NULL);
+	int ret = bus_register(&vm->pio, POWER_PM1A_EVT_PORT, POWER_PM1_EVT_LEN, pm1_evt_io, pw,
 			       "acpi-pm1-evt");
 	if (!ret)
-		ret = bus_register(&vm->pio, POWER_PM1A_CNT_PORT, POWER_PM1_CNT_LEN, pm1_cnt_io, vm,
+		ret = bus_register(&vm->pio, POWER_PM1A_CNT_PORT, POWER_PM1_CNT_LEN, pm1_cnt_io, pw,
 				   "acpi-pm1-cnt");
 	if (!ret)
 		ret = bus_register(&vm->pio, POWER_STATUS_PORT, 1, status_io, vm, "status");
