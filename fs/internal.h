@@ -1,0 +1,274 @@
+/* What the files of the FUSE server share: the server, the request being handled, the
+ * inode and handle tables, and the ops the dispatch table points at.  Nothing outside fs/
+ * includes this; the public contract is fs/fuse.h.
+ *
+ * Error convention: every internal function returns a negative errno on failure. */
+#ifndef MINIVMM_FS_INTERNAL_H
+#define MINIVMM_FS_INTERNAL_H
+#include <linux/fuse.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
+
+#include "fs/fuse.h"
+
+/* ---- inodes (inode.c) ---------------------------------------------------------------- */
+
+/* Identity of a host inode.  The mount id keeps two mounts of the same device (bind
+ * mounts inside the share, or btrfs subvolumes) apart when statx can tell us. */
+struct fs_key {
+	uint64_t dev, ino, mnt;
+};
+
+struct fs_plock;                /* one lock owner's open file description, lock.c */
+
+struct fs_inode {
+	int fd;                 /* O_PATH|O_NOFOLLOW: never used for I/O, only as an anchor */
+	uint32_t idx, gen;      /* nodeid = gen << 32 | idx: a reused slot gets a new id */
+	mode_t type;            /* S_IFMT bits; fixed for the life of a host inode */
+	struct fs_key key;
+	uint64_t nlookup;       /* the guest's lookup count */
+	uint32_t refs;          /* 1 while nlookup > 0, + requests and handles using it */
+	bool hashed;            /* findable by key (only while nlookup > 0) */
+	struct fs_inode *hnext; /* hash chain, or free list */
+	pthread_mutex_t plock_mu;
+	struct fs_plock *plocks;
+};
+
+struct fs_itable {
+	pthread_mutex_t mu;
+	struct fs_inode **slot; /* index = low 32 bits of a nodeid; 0 is never used */
+	uint32_t nslot, cap;
+	struct fs_inode *free;  /* released slots, reused LIFO with a bumped generation */
+	struct fs_inode **bucket;
+	uint32_t nbucket, count;
+};
+
+/* ---- open files and directories (inode.c) -------------------------------------------- */
+
+enum fs_handle_kind { FS_HANDLE_FILE = 1, FS_HANDLE_DIR = 2 };
+
+struct fs_handle {
+	int fd;
+	uint32_t idx, gen;      /* fh = gen << 32 | idx, like nodeids */
+	enum fs_handle_kind kind;
+	bool live;              /* false once released: lookups fail, the fd closes at refs 0 */
+	uint32_t refs;
+	struct fs_inode *ino;   /* holds a ref */
+	struct fs_handle *fnext;
+	/* Directory stream (dir.c), all under mu: getdents64 output not yet returned, and the
+	 * host cookie that the next unread entry follows. */
+	pthread_mutex_t mu;
+	char *dbuf;
+	size_t dlen, dpos;
+	uint64_t dcookie;
+	bool dvalid;
+};
+
+struct fs_htable {
+	pthread_mutex_t mu;
+	struct fs_handle **slot;
+	uint32_t nslot, cap;
+	struct fs_handle *free;
+};
+
+/* ---- the server ---------------------------------------------------------------------- */
+
+struct fuse_server {
+	struct fuse_config cfg;
+	char *path;             /* cfg.path, owned */
+	int rootfd;             /* O_PATH of the share */
+	int procfd;             /* /proc/self/fd, to reopen O_PATH fds */
+	char *rootpath;         /* the share as the kernel names it, to vet ".." */
+	size_t rootlen;
+	bool switch_creds;      /* running as root: create files as the requesting uid/gid */
+	atomic_bool no_openat2; /* the host kernel lacks openat2: O_NOFOLLOW per component */
+	uint64_t timeout;       /* entry/attr validity, seconds */
+
+	pthread_mutex_t init_mu;
+	atomic_bool inited;
+	uint32_t minor;         /* negotiated protocol minor */
+	atomic_uint_fast64_t flags; /* negotiated INIT flags */
+
+	struct fs_itable it;
+	struct fs_htable ht;
+	struct fs_inode *root;
+
+	atomic_uint nfds;       /* fds held for the guest (inodes, handles, lock owners) */
+	unsigned maxfds;
+};
+
+/* ---- one request (fuse.c) ------------------------------------------------------------ */
+
+union fuse_args {
+	struct fuse_forget_in forget;
+	struct fuse_getattr_in getattr;
+	struct fuse_setattr_in setattr;
+	struct fuse_mknod_in mknod;
+	struct fuse_mkdir_in mkdir;
+	struct fuse_rename_in rename;
+	struct fuse_rename2_in rename2;
+	struct fuse_link_in link;
+	struct fuse_open_in open;
+	struct fuse_create_in create;
+	struct fuse_read_in read;
+	struct fuse_write_in write;
+	struct fuse_release_in release;
+	struct fuse_flush_in flush;
+	struct fuse_fsync_in fsync;
+	struct fuse_setxattr_in setxattr;
+	struct fuse_getxattr_in getxattr;
+	struct fuse_lk_in lk;
+	struct fuse_access_in access;
+	struct fuse_init_in init;
+	struct fuse_interrupt_in interrupt;
+	struct fuse_batch_forget_in batch_forget;
+	struct fuse_fallocate_in fallocate;
+	struct fuse_lseek_in lseek;
+	struct fuse_copy_file_range_in copy;
+	struct fuse_syncfs_in syncfs;
+	uint8_t raw[96];
+};
+
+struct fuse_req {
+	struct fuse_server *s;
+	struct fuse_in_header h;    /* copied once; never re-read from the guest */
+	union fuse_args arg;        /* the op's fixed arguments, copied once */
+	const struct iovec *in, *out;
+	int nin, nout;
+	size_t out_cap;             /* writable bytes in `out` */
+	size_t tailoff, taillen;    /* what follows the fixed arguments, in the request */
+	struct fs_inode *ino;       /* h.nodeid, resolved and referenced for OP_NODE ops */
+	const char *name, *name2;   /* validated, in local memory */
+	const char *value;          /* SETXATTR value, in local memory */
+	size_t valuelen;
+	bool ro;
+};
+
+/* A handler's result: bytes of reply payload it wrote, a negative errno, or this. */
+#define FUSE_NOREPLY 0x7fffffff
+
+typedef int (*fuse_op_fn)(struct fuse_req *r);
+
+/* Reply payload (after the fuse_out_header) at byte `off`; the op's minimum reply size was
+ * checked before it ran, so fixed replies always fit. */
+int req_put(struct fuse_req *r, size_t off, const void *src, size_t n);
+/* Bytes of payload the guest's reply buffer can take. */
+size_t req_room(const struct fuse_req *r);
+/* Copy `n` request bytes at tail offset `off` into local memory. */
+int req_get_tail(struct fuse_req *r, size_t off, void *dst, size_t n);
+/* iovecs (at most `max`) covering `len` bytes of the request tail / reply payload from
+ * `off`, for zero-copy preadv/pwritev; returns the count or a negative errno. */
+int req_tail_iov(const struct fuse_req *r, size_t off, size_t len, struct iovec *dst, int max);
+int req_out_iov(const struct fuse_req *r, size_t off, size_t len, struct iovec *dst, int max);
+uint64_t req_flags(const struct fuse_req *r);
+
+/* ---- inode and handle tables (inode.c) ----------------------------------------------- */
+
+int itable_init(struct fuse_server *s, int rootfd, const struct fs_key *key);
+void itable_fini(struct fuse_server *s);
+uint64_t inode_nodeid(const struct fs_inode *ino);
+/* Resolve a nodeid the guest sent: a counted reference, or NULL (ESTALE). */
+struct fs_inode *inode_get(struct fuse_server *s, uint64_t nodeid);
+void inode_ref(struct fuse_server *s, struct fs_inode *ino);
+void inode_put(struct fuse_server *s, struct fs_inode *ino);
+/* Take one guest lookup of the inode `fd` (O_PATH, consumed) refers to: the existing
+ * inode with that key, or a new one.  Returns a counted reference in *out. */
+int inode_intern(struct fuse_server *s, int fd, const struct fs_key *key, mode_t type,
+		 struct fs_inode **out);
+void inode_forget(struct fuse_server *s, uint64_t nodeid, uint64_t n);
+/* DESTROY: every inode but the root loses all its lookups, every handle is released. */
+void itable_forget_all(struct fuse_server *s);
+
+int handle_new(struct fuse_server *s, enum fs_handle_kind kind, int fd, struct fs_inode *ino,
+	       uint64_t *fh);
+struct fs_handle *handle_get(struct fuse_server *s, uint64_t fh, enum fs_handle_kind kind);
+void handle_put(struct fuse_server *s, struct fs_handle *h);
+int handle_release(struct fuse_server *s, uint64_t fh, enum fs_handle_kind kind);
+
+/* The per-server cap on fds the guest can make us hold; ENFILE beyond it. */
+int fd_reserve(struct fuse_server *s);
+void fd_unreserve(struct fuse_server *s);
+
+/* ---- host access (resolve.c) --------------------------------------------------------- */
+
+/* One name (no '/', not "." or ".." unless the caller vetted it) below dirfd, never
+ * following a symlink or crossing out of dirfd. */
+int fs_openat(struct fuse_server *s, int dirfd, const char *name, int flags, mode_t mode);
+/* Open an inode for I/O: regular files and directories only. */
+int fs_reopen(struct fuse_server *s, struct fs_inode *ino, int flags);
+int fs_statx(int fd, struct statx *stx);
+void fs_key_of(const struct statx *stx, struct fs_key *key);
+void fs_fill_attr(struct fuse_attr *a, const struct statx *stx);
+void fs_fill_entry(struct fuse_server *s, struct fuse_entry_out *e, const struct fs_inode *ino,
+		   const struct statx *stx);
+void fs_procname(char *buf, size_t len, int fd);
+int fs_parent_vet(struct fuse_server *s, int fd);
+int fs_open_flags(const struct fuse_req *r, uint32_t flags, bool create);
+uint32_t fs_fopen_flags(const struct fuse_server *s, bool dir);
+int fs_kill_suidgid(int fd);
+/* One lookup of `name` in `dir`: entry reply filled, one guest lookup taken. */
+int fs_lookup(struct fuse_server *s, struct fs_inode *dir, const char *name,
+	      struct fuse_entry_out *e);
+
+/* ---- credentials (creds.c) ----------------------------------------------------------- */
+
+struct fs_creds {
+	bool switched;
+	bool own_umask;
+	mode_t old_umask;
+	uint32_t old_uid, old_gid;
+};
+
+/* Around an op that creates an inode: this thread's fsuid/fsgid become the requester's,
+ * and its umask the guest's.  `*mode` is adjusted when the umask cannot be per-thread. */
+int creds_enter(const struct fuse_req *r, struct fs_creds *c, uint32_t umask, mode_t *mode);
+void creds_leave(struct fs_creds *c);
+
+/* ---- ops, one per opcode ------------------------------------------------------------- */
+
+int fsop_lookup(struct fuse_req *r);
+int fsop_forget(struct fuse_req *r);
+int fsop_batch_forget(struct fuse_req *r);
+int fsop_getattr(struct fuse_req *r);
+int fsop_setattr(struct fuse_req *r);
+int fsop_readlink(struct fuse_req *r);
+int fsop_symlink(struct fuse_req *r);
+int fsop_mknod(struct fuse_req *r);
+int fsop_mkdir(struct fuse_req *r);
+int fsop_unlink(struct fuse_req *r);
+int fsop_rmdir(struct fuse_req *r);
+int fsop_rename(struct fuse_req *r);
+int fsop_rename2(struct fuse_req *r);
+int fsop_link(struct fuse_req *r);
+int fsop_open(struct fuse_req *r);
+int fsop_read(struct fuse_req *r);
+int fsop_write(struct fuse_req *r);
+int fsop_statfs(struct fuse_req *r);
+int fsop_release(struct fuse_req *r);
+int fsop_fsync(struct fuse_req *r);
+int fsop_setxattr(struct fuse_req *r);
+int fsop_getxattr(struct fuse_req *r);
+int fsop_listxattr(struct fuse_req *r);
+int fsop_removexattr(struct fuse_req *r);
+int fsop_flush(struct fuse_req *r);
+int fsop_opendir(struct fuse_req *r);
+int fsop_readdir(struct fuse_req *r);
+int fsop_readdirplus(struct fuse_req *r);
+int fsop_releasedir(struct fuse_req *r);
+int fsop_fsyncdir(struct fuse_req *r);
+int fsop_getlk(struct fuse_req *r);
+int fsop_setlk(struct fuse_req *r);
+int fsop_setlkw(struct fuse_req *r);
+int fsop_access(struct fuse_req *r);
+int fsop_create(struct fuse_req *r);
+int fsop_fallocate(struct fuse_req *r);
+int fsop_lseek(struct fuse_req *r);
+int fsop_copy_file_range(struct fuse_req *r);
+int fsop_syncfs(struct fuse_req *r);
+
+/* lock.c: a lock owner's state goes with FLUSH, or with the inode. */
+void plock_drop_owner(struct fuse_server *s, struct fs_inode *ino, uint64_t owner);
+void plock_drop_all(struct fuse_server *s, struct fs_inode *ino);
+
+#endif

@@ -1,0 +1,205 @@
+/* File locks: GETLK, SETLK, SETLKW.
+ *
+ * POSIX locks belong to a lock owner (a guest process's files table), not to an open
+ * file, and the host must see them so that two guests sharing a directory, or a guest and
+ * a host process, exclude each other.  Classic host POSIX locks belong to the whole VMM
+ * process and would merge every guest owner into one; open-file-description (OFD) locks
+ * belong to an open file.  So each (inode, lock owner) pair gets its own host open file,
+ * and its locks are OFD locks on that: owners exclude each other exactly as processes do.
+ * The owner's file closes when the guest closes its descriptor (FLUSH), which drops its
+ * locks as close(2) does, or when the inode goes.
+ *
+ * flock() locks belong to an open file already: they go on the handle's own fd.
+ *
+ * SETLKW blocks in the host kernel holding no lock of ours (only references), so every
+ * other request keeps flowing on the other threads. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "fs/internal.h"
+
+struct fs_plock {
+	uint64_t owner;
+	int fd;
+	struct fs_plock *next;
+};
+
+void plock_drop_owner(struct fuse_server *s, struct fs_inode *ino, uint64_t owner)
+{
+	struct fs_plock **pp, *p = NULL;
+
+	pthread_mutex_lock(&ino->plock_mu);
+	for (pp = &ino->plocks; *pp; pp = &(*pp)->next) {
+		if ((*pp)->owner == owner) {
+			p = *pp;
+			*pp = p->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&ino->plock_mu);
+	if (p) {
+		close(p->fd);
+		fd_unreserve(s);
+		free(p);
+	}
+}
+
+void plock_drop_all(struct fuse_server *s, struct fs_inode *ino)
+{
+	struct fs_plock *p, *next;
+
+	pthread_mutex_lock(&ino->plock_mu);
+	p = ino->plocks;
+	ino->plocks = NULL;
+	pthread_mutex_unlock(&ino->plock_mu);
+	for (; p; p = next) {
+		next = p->next;
+		close(p->fd);
+		fd_unreserve(s);
+		free(p);
+	}
+}
+
+/* The owner's open file, opened on first use.  Read-write so both lock types work; where
+ * that is refused (read-only share or file), the access the guest's own handle has, which
+ * is what the guest kernel checked the lock type against.  Returns a dup the caller
+ * closes, so a FLUSH racing a blocked SETLKW cannot close the fd under it. */
+static int plock_fd(struct fuse_server *s, struct fs_handle *h, uint64_t owner)
+{
+	struct fs_inode *ino = h->ino;
+	struct fs_plock *p;
+	int fd = -1, ret;
+
+	pthread_mutex_lock(&ino->plock_mu);
+	for (p = ino->plocks; p; p = p->next)
+		if (p->owner == owner)
+			break;
+	if (!p) {
+		ret = fd_reserve(s);
+		if (ret)
+			goto out;
+		p = malloc(sizeof(*p));
+		fd = -ENOMEM;
+		if (p)
+			fd = s->cfg.readonly ? -EROFS : fs_reopen(s, ino, O_RDWR);
+		if (p && fd < 0) {
+			int fl = fcntl(h->fd, F_GETFL);
+			fd = fl < 0 ? -errno : fs_reopen(s, ino, fl & O_ACCMODE);
+		}
+		if (fd < 0) {
+			ret = fd;
+			free(p);
+			p = NULL;
+			fd_unreserve(s);
+			goto out;
+		}
+		p->owner = owner;
+		p->fd = fd;
+		p->next = ino->plocks;
+		ino->plocks = p;
+	}
+	ret = fcntl(p->fd, F_DUPFD_CLOEXEC, 0);
+	if (ret < 0)
+		ret = -errno;
+out:
+	pthread_mutex_unlock(&ino->plock_mu);
+	return ret;
+}
+
+/* FUSE ranges are [start, end] with end OFFSET_MAX for "to the end"; struct flock's are
+ * start and length, 0 meaning the same. */
+static int lk_to_flock(const struct fuse_file_lock *lk, struct flock *fl)
+{
+	if (lk->type != F_RDLCK && lk->type != F_WRLCK && lk->type != F_UNLCK)
+		return -EINVAL;
+	if (lk->start > INT64_MAX || lk->end < lk->start)
+		return -EINVAL;
+	fl->l_type = (short)lk->type;
+	fl->l_whence = SEEK_SET;
+	fl->l_start = (off_t)lk->start;
+	fl->l_len = lk->end >= INT64_MAX ? 0 : (off_t)(lk->end - lk->start + 1);
+	fl->l_pid = 0;          /* OFD requests must say 0 */
+	return 0;
+}
+
+/* The conflicting lock may be another guest's or a host process's: no pid the guest
+ * could make sense of, so 0. */
+static void flock_to_lk(const struct flock *fl, struct fuse_file_lock *lk)
+{
+	lk->type = (uint32_t)fl->l_type;
+	lk->pid = 0;
+	lk->start = (uint64_t)fl->l_start;
+	lk->end = fl->l_len == 0 ? INT64_MAX : (uint64_t)(fl->l_start + fl->l_len - 1);
+}
+
+int fsop_getlk(struct fuse_req *r)
+{
+	const struct fuse_lk_in *a = &r->arg.lk;
+	struct fuse_lk_out o;
+	struct fs_handle *h;
+	struct flock fl;
+	int fd, ret;
+
+	if (a->lk_flags & FUSE_LK_FLOCK)
+		return -EINVAL;         /* flock has no "test" */
+	ret = lk_to_flock(&a->lk, &fl);
+	if (ret)
+		return ret;
+	h = handle_get(r->s, a->fh, 0);
+	if (!h)
+		return -EBADF;
+	fd = plock_fd(r->s, h, a->owner);
+	handle_put(r->s, h);
+	if (fd < 0)
+		return fd;
+	ret = fcntl(fd, F_OFD_GETLK, &fl) ? -errno : 0;
+	close(fd);
+	if (ret)
+		return ret;
+	memset(&o, 0, sizeof(o));
+	flock_to_lk(&fl, &o.lk);
+	req_put(r, 0, &o, sizeof(o));
+	return sizeof(o);
+}
+
+static int lock_set(struct fuse_req *r, bool wait)
+{
+	const struct fuse_lk_in *a = &r->arg.lk;
+	struct fs_handle *h;
+	struct flock fl;
+	int fd, ret;
+
+	ret = lk_to_flock(&a->lk, &fl);
+	if (ret)
+		return ret;
+	h = handle_get(r->s, a->fh, 0);
+	if (!h)
+		return -EBADF;
+	if (a->lk_flags & FUSE_LK_FLOCK) {
+		int op = fl.l_type == F_RDLCK ? LOCK_SH : fl.l_type == F_WRLCK ? LOCK_EX : LOCK_UN;
+		ret = flock(h->fd, wait ? op : op | LOCK_NB) ? -errno : 0;
+		handle_put(r->s, h);
+		return ret;
+	}
+	fd = plock_fd(r->s, h, a->owner);
+	handle_put(r->s, h);
+	if (fd < 0)
+		return fd;
+	ret = fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl) ? -errno : 0;
+	close(fd);
+	return ret;
+}
+
+int fsop_setlk(struct fuse_req *r)
+{
+	return lock_set(r, false);
+}
+
+int fsop_setlkw(struct fuse_req *r)
+{
+	return lock_set(r, true);
+}

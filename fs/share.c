@@ -1,0 +1,121 @@
+/* --share option parsing.  Everything the user can get wrong is reported here, before the
+ * guest starts, as one line naming the problem. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fs/share.h"
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+static bool parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || *s == '-' || v < lo || v > hi)
+		return false;
+	*out = v;
+	return true;
+}
+
+int share_parse(const char *arg, struct share *sh, char *err, size_t errlen)
+{
+	memset(sh, 0, sizeof(*sh));
+	sh->queues = 1;
+	sh->threads = 4;
+	sh->fuse.cache = FUSE_CACHE_AUTO;
+	sh->fuse.xattr = true;
+
+	char *copy = strdup(arg), *save = NULL;
+	if (!copy)
+		return -ENOMEM;
+	int ret = 0;
+	bool have_tag = false;
+	for (char *kv = strtok_r(copy, ",", &save); kv && !ret; kv = strtok_r(NULL, ",", &save)) {
+		char *val = strchr(kv, '=');
+		if (val)
+			*val++ = '\0';
+		if (!strcmp(kv, "ro") && !val) {
+			sh->fuse.readonly = true;
+		} else if (!val) {
+			ret = fail(err, errlen, "--share '%s': '%s' needs a value", arg, kv);
+		} else if (!strcmp(kv, "tag")) {
+			if (!*val || strlen(val) > SHARE_TAG_MAX)
+				ret = fail(err, errlen, "--share '%s': tag must be 1 to %d bytes", arg,
+					   SHARE_TAG_MAX);
+			else if (strpbrk(val, " \t\n:"))
+				ret = fail(err, errlen, "--share '%s': tag may not contain spaces or ':'", arg);
+			else
+				strcpy(sh->tag, val), have_tag = true;
+		} else if (!strcmp(kv, "path")) {
+			free(sh->path);
+			sh->path = strdup(val);
+			if (!sh->path)
+				ret = -ENOMEM;
+		} else if (!strcmp(kv, "cache")) {
+			if (!strcmp(val, "never"))
+				sh->fuse.cache = FUSE_CACHE_NEVER;
+			else if (!strcmp(val, "auto"))
+				sh->fuse.cache = FUSE_CACHE_AUTO;
+			else if (!strcmp(val, "always"))
+				sh->fuse.cache = FUSE_CACHE_ALWAYS;
+			else
+				ret = fail(err, errlen, "--share '%s': cache must be never, auto or always", arg);
+		} else if (!strcmp(kv, "queues")) {
+			if (!parse_uint(val, 1, SHARE_QUEUES_MAX, &sh->queues))
+				ret = fail(err, errlen, "--share '%s': queues must be 1 to %d", arg,
+					   SHARE_QUEUES_MAX);
+		} else if (!strcmp(kv, "threads")) {
+			if (!parse_uint(val, 1, SHARE_THREADS_MAX, &sh->threads))
+				ret = fail(err, errlen, "--share '%s': threads must be 1 to %d", arg,
+					   SHARE_THREADS_MAX);
+		} else if (!strcmp(kv, "xattr")) {
+			if (!strcmp(val, "on"))
+				sh->fuse.xattr = true;
+			else if (!strcmp(val, "off"))
+				sh->fuse.xattr = false;
+			else
+				ret = fail(err, errlen, "--share '%s': xattr must be on or off", arg);
+		} else {
+			ret = fail(err, errlen, "--share '%s': unknown key '%s'", arg, kv);
+		}
+	}
+	free(copy);
+	if (!ret && !have_tag)
+		ret = fail(err, errlen, "--share '%s': no tag= given", arg);
+	if (!ret && !sh->path)
+		ret = fail(err, errlen, "--share '%s': no path= given", arg);
+	if (!ret) {
+		struct stat st;
+		if (stat(sh->path, &st) < 0)
+			ret = fail(err, errlen, "--share path '%s': %s", sh->path, strerror(errno));
+		else if (!S_ISDIR(st.st_mode))
+			ret = fail(err, errlen, "--share path '%s' is not a directory", sh->path);
+	}
+	if (ret) {
+		share_free(sh);
+		return ret;
+	}
+	sh->fuse.path = sh->path;
+	sh->fuse.threads = sh->threads;
+	return 0;
+}
+
+void share_free(struct share *sh)
+{
+	free(sh->path);
+	sh->path = NULL;
+	sh->fuse.path = NULL;
+}

@@ -1,0 +1,27 @@
+/* --share tag=NAME,path=DIR[,ro][,cache=never|auto|always][,queues=N][,threads=N][,xattr=on|off]
+ * parsed into a FUSE server configuration plus the virtio-fs device's own settings. */
+#ifndef MINIVMM_FS_SHARE_H
+#define MINIVMM_FS_SHARE_H
+#include <stddef.h>
+
+#include "fs/fuse.h"
+
+#define SHARE_TAG_MAX    36     /* virtio-fs config tag[36]: not NUL-terminated when full */
+#define SHARE_QUEUES_MAX 16
+#define SHARE_THREADS_MAX 64
+
+struct share {
+	char tag[SHARE_TAG_MAX + 1];
+	char *path;                 /* malloc'd */
+	struct fuse_config fuse;    /* fuse.path points at `path` */
+	unsigned queues;            /* request queues (default 1) */
+	unsigned threads;           /* worker threads (default 4) */
+};
+
+/* Parse one --share argument; on error returns -EINVAL with one line in err naming the
+ * problem (unknown key, bad value, missing tag or path, tag over 36 bytes, path not a
+ * directory). */
+int share_parse(const char *arg, struct share *sh, char *err, size_t errlen);
+void share_free(struct share *sh);
+
+#endif
