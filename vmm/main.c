@@ -18,6 +18,8 @@
 #include "devices/serial.h"
 #include "devices/term.h"
 #include "vmm/boot.h"
+#include "fs/share.h"
+#include "fs/virtio_fs.h"
 #include "virtio/rng.h"
 #include "vmm/cpio.h"
 #include "vmm/machine.h"
@@ -42,6 +44,8 @@ struct opts {
 	enum machine_transport transport;
 	bool rng;
 	bool kernel_cache;
+	struct share shares[MACHINE_MAX_VIRTIO];
+	int nshares;
 	char **cmd;
 	int ncmd;
 };
@@ -62,7 +66,9 @@ static void usage(FILE *f)
 		"  --rng, --no-rng virtio-rng entropy device (default on)\n"
 		"  --no-kernel-cache  boot the bzImage as is (default: its kernel is decompressed once\n"
 		"                  on the host, cached in ~/.cache/minivmm/kernels and loaded directly)\n"
-
+		"  --share tag=NAME,path=DIR[,ro][,cache=never|auto|always][,queues=N][,threads=N][,xattr=on|off]\n"
+		"                  share DIR with the guest over virtio-fs (repeatable); the guest\n"
+		"                  image mounts it at /mnt/NAME\n"
 		"  --help          this text;  --version  the version\n"
 		"\n"
 		"Exit status: the command's (0-255) or 0 when the guest powers off; 1 bad input or\n"
@@ -114,7 +120,7 @@ static uint8_t *read_file(const char *what, const char *path, size_t *size)
 static void parse_args(int argc, char **argv, struct opts *o)
 {
 	enum { O_KERNEL = 256, O_INITRD, O_CMDLINE, O_MEM, O_CPUS, O_TRANSPORT, O_RNG, O_NO_RNG,
-	       O_NO_KCACHE, O_HELP, O_VERSION };
+	       O_SHARE, O_NO_KCACHE, O_HELP, O_VERSION };
 	static const struct option lopts[] = {
 		{ "kernel", required_argument, NULL, O_KERNEL },
 		{ "initrd", required_argument, NULL, O_INITRD },
@@ -124,6 +130,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "transport", required_argument, NULL, O_TRANSPORT },
 		{ "rng", no_argument, NULL, O_RNG },
 		{ "no-rng", no_argument, NULL, O_NO_RNG },
+		{ "share", required_argument, NULL, O_SHARE },
 		{ "no-kernel-cache", no_argument, NULL, O_NO_KCACHE },
 		{ "help", no_argument, NULL, O_HELP },
 		{ "version", no_argument, NULL, O_VERSION },
@@ -159,6 +166,19 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			else
 				die("--transport '%s' is not a transport (pci or mmio)", optarg);
 			break;
+		case O_SHARE: {
+			char err[256];
+			if (o->nshares == MACHINE_MAX_VIRTIO - 1)
+				die("too many --share options (at most %d)", MACHINE_MAX_VIRTIO - 1);
+			struct share *sh = &o->shares[o->nshares];
+			if (share_parse(optarg, sh, err, sizeof(err)))
+				die("%s", err);
+			for (int i = 0; i < o->nshares; i++)
+				if (!strcmp(o->shares[i].tag, sh->tag))
+					die("--share: tag '%s' is used twice", sh->tag);
+			o->nshares++;
+			break;
+		}
 		case O_NO_KCACHE: o->kernel_cache = false; break;
 		case O_RNG: o->rng = true; break;
 		case O_NO_RNG: o->rng = false; break;
@@ -262,6 +282,9 @@ int main(int argc, char **argv)
 
 	char cmdline[4096];
 	int n = snprintf(cmdline, sizeof(cmdline), "%s%s", DEFAULT_CMDLINE, o.cmd ? CMD_CMDLINE : "");
+	/* The guest image mounts each share at /mnt/TAG. */
+	for (int i = 0; i < o.nshares && n < (int)sizeof(cmdline); i++)
+		n += snprintf(cmdline + n, sizeof(cmdline) - n, " minivmm.share=%s", o.shares[i].tag);
 	if (o.cmdline && n < (int)sizeof(cmdline))
 		n += snprintf(cmdline + n, sizeof(cmdline) - n, " %s", o.cmdline);
 	if (n >= (int)sizeof(cmdline))
@@ -283,6 +306,14 @@ int main(int argc, char **argv)
 		if (!rng)
 			die("cannot create the virtio-rng device: %s", strerror(errno));
 		if (machine_add_virtio(&mach, rng))
+			exit(VM_EXIT_ERROR);
+	}
+	for (int i = 0; i < o.nshares; i++) {
+		char err[256];
+		struct virtio_dev *fs = virtio_fs_create(&vm, &o.shares[i], err, sizeof(err));
+		if (!fs)
+			die("--share %s: %s", o.shares[i].tag, err);
+		if (machine_add_virtio(&mach, fs))
 			exit(VM_EXIT_ERROR);
 	}
 	if (machine_finish(&mach, cmdline, sizeof(cmdline)))
