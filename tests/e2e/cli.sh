@@ -46,6 +46,12 @@ bad "--cpus 0"                  "--cpus '0' must be a whole number" --kernel "$K
 bad "--cpus junk"               "--cpus 'two' must be" --kernel "$K" --cpus two
 bad "--cpus above KVM's limit"  "--cpus 100000 is more than this KVM allows" --kernel "$K" --cpus 100000
 bad "unknown transport"         "--transport 'usb' is not a transport \\(pci or mmio\\)" --kernel "$K" --transport usb
+bad "--share: missing directory"  "--share path '/nonexistent': No such file or directory" --kernel "$K" --share tag=t,path=/nonexistent
+bad "--share: not a directory"  "--share path '/etc/passwd' is not a directory" --kernel "$K" --share tag=t,path=/etc/passwd
+bad "--share: duplicate tag"    "--share: tag 't' is used twice" --kernel "$K" --share tag=t,path=/tmp --share tag=t,path=/
+bad "--share: tag over 36 bytes" "tag must be 1 to 36 bytes" --kernel "$K" --share tag=abcdefghijklmnopqrstuvwxyz0123456789X,path=/tmp
+bad "--share: unknown key"      "unknown key 'mode'" --kernel "$K" --share tag=t,path=/tmp,mode=fast
+bad "--share: no path"          "no path= given" --kernel "$K" --share tag=t
 bad "unknown option"            "unknown option '--frobnicate'" --kernel "$K" --frobnicate
 bad "option without value"      "option '--mem' needs a value" --kernel "$K" --mem
 bad "stray argument"            "unexpected argument 'oops'" --kernel "$K" oops
