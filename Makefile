@@ -19,6 +19,7 @@ ASANOBJS := $(LIBSRCS:%.c=$(B)/asan/%.o) $(UNITSRC:%.c=$(B)/asan/%.o)
 KVER    ?= $(shell ls /boot/vmlinuz-* 2>/dev/null | sed 's|/boot/vmlinuz-||' | sort -V | tail -n1)
 KERNEL  ?= /boot/vmlinuz-$(KVER)
 GUEST   := $(B)/guest/initrd.img
+GUEST9P := $(B)/guest/initrd-9p.img
 # Tests, demo and benchmarks keep minivmm's kernel cache and emuhost's images under
 # build/: shared read-write into the emulated host, so they survive from one run to the
 # next, and the user's ~/.cache is left alone.
@@ -70,8 +71,25 @@ demo: $(B)/minivmm $(GUEST)
 	$(RUNENV) tools/with-kvm -- $(B)/minivmm --kernel $(KERNEL) --initrd $(GUEST) --cpus 2 --mem 512M -- \
 	  sh -c 'echo "kernel $$(uname -r), $$(nproc) CPUs, $$(free -m | awk "/Mem:/{print \$$2}") MiB memory"'
 
-bench: $(B)/minivmm $(GUEST)
+bench: $(B)/minivmm $(GUEST) $(GUEST9P) $(B)/bench/fsbench $(B)/bench/fuse_bench
 	$(RUNENV) tools/with-kvm -- tests/bench/rng.sh $(B)/minivmm $(KERNEL) $(GUEST)
+	$(B)/bench/fuse_bench $(B)/bench
+	$(RUNENV) tools/with-kvm -- tests/bench/fs.sh $(B)/minivmm $(KERNEL) $(GUEST)
+
+# Benchmark helpers: the in-process virtio-fs request benchmark (the minivmm objects
+# without main), the static in-guest workload, and the guest image with the 9p modules
+# that the QEMU virtio-9p peer needs (tests/bench/fs.sh finds it next to $(GUEST)).
+$(B)/bench/fuse_bench: tests/bench/fuse_bench.c tests/unit/virtq_mock.h $(LIBOBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIBOBJS) $(LDLIBS)
+
+$(B)/bench/fsbench: tests/bench/fsbench.c
+	@mkdir -p $(dir $@)
+	$(CC) -static -O2 -Wall -Wextra -o $@ $<
+
+# A kernel without 9p modules (a cloud kernel) just has no 9p peer: fs.sh skips it.
+$(GUEST9P): guest/mkinitrd guest/init
+	-guest/mkinitrd --kver $(KVER) --extra-modules "9p 9pnet_virtio" -o $@
 
 clean:
 	rm -rf $(B)
