@@ -61,7 +61,7 @@ unit-asan: $(B)/unit-tests-asan
 # End-to-end: real guests on real KVM — hardware KVM when this host has it,
 # otherwise inside the emulated KVM host (tools/emuhost).
 e2e: $(B)/minivmm $(GUEST)
-	tests/e2e/cli.sh $(B)/minivmm
+	$(RUNENV) tests/e2e/cli.sh $(B)/minivmm
 	$(RUNENV) tests/e2e/emuhost.sh
 	$(RUNENV) EMUHOST_MEM=6144 tools/with-kvm -- tests/e2e/run.sh $(B)/minivmm $(KERNEL) $(GUEST)
 

@@ -37,6 +37,12 @@ bad "not a bzImage"             "not a bzImage: bad magic" --kernel "$T/text"
 bad "too short"                 "not a bzImage: .*too short" --kernel "$T/short"
 bad "truncated bzImage"         "truncated bzImage: 300000 bytes" --kernel "$T/truncated"
 bad "protocol too old"          "boot protocol 2.01 is too old" --kernel "$T/old"
+# A bzImage whose compressed kernel is damaged is refused before the guest starts
+# (booting it would end in the guest's decompressor halting the CPU).
+cp "$K" "$T/corrupt"
+size=$(stat -c %s "$K")
+head -c 4096 /dev/urandom | dd of="$T/corrupt" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
+bad "corrupt compressed kernel"  "its compressed payload is corrupt" --kernel "$T/corrupt"
 bad "missing initrd"            "cannot open initrd '/nonexistent'" --kernel "$K" --initrd /nonexistent
 bad "unparsable --mem"          "--mem 'lots' is not a size" --kernel "$K" --mem lots
 bad "--mem too small"           "--mem 8M is too small" --kernel "$K" --mem 8M
