@@ -11,6 +11,7 @@
  * Locking: one mutex per table, never held across a host syscall that can block.  The
  * handle table's mutex is never held while taking the inode table's. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -111,6 +112,21 @@ static void hash_grow(struct fs_itable *t)
 	t->nbucket = nb;
 }
 
+/* Room for one more entry in a table's slot array (of pointers): the array, doubled when
+ * full but never past TABLE_MAX (node ids and handles are indices into it), or NULL. */
+static void *slots_room(void *slot, uint32_t nslot, uint32_t *cap)
+{
+	if (nslot < *cap)
+		return slot;
+	uint32_t ncap = *cap * 2;
+	if (ncap > TABLE_MAX)
+		return NULL;
+	void *ns = realloc(slot, (size_t)ncap * sizeof(void *));
+	if (ns)
+		*cap = ncap;
+	return ns;
+}
+
 /* A free slot (recycled, or a new one at the end), or NULL. */
 static struct fs_inode *islot_alloc(struct fs_itable *t)
 {
@@ -121,17 +137,10 @@ static struct fs_inode *islot_alloc(struct fs_itable *t)
 		ino->hnext = NULL;
 		return ino;
 	}
-	if (t->nslot == t->cap) {
-		uint32_t ncap = t->cap * 2;
-		struct fs_inode **ns;
-		if (ncap > TABLE_MAX)
-			return NULL;
-		ns = realloc(t->slot, ncap * sizeof(*ns));
-		if (!ns)
-			return NULL;
-		t->slot = ns;
-		t->cap = ncap;
-	}
+	struct fs_inode **islots = slots_room(t->slot, t->nslot, &t->cap);
+	if (!islots)
+		return NULL;
+	t->slot = islots;
 	ino = calloc(1, sizeof(*ino));
 	if (!ino)
 		return NULL;
@@ -344,17 +353,10 @@ static struct fs_handle *hslot_alloc(struct fs_htable *t)
 		h->fnext = NULL;
 		return h;
 	}
-	if (t->nslot == t->cap) {
-		uint32_t ncap = t->cap * 2;
-		struct fs_handle **ns;
-		if (ncap > TABLE_MAX)
-			return NULL;
-		ns = realloc(t->slot, ncap * sizeof(*ns));
-		if (!ns)
-			return NULL;
-		t->slot = ns;
-		t->cap = ncap;
-	}
+	struct fs_handle **hslots = slots_room(t->slot, t->nslot, &t->cap);
+	if (!hslots)
+		return NULL;
+	t->slot = hslots;
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return NULL;
