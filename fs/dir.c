@@ -190,14 +190,5 @@ int fsop_releasedir(struct fuse_req *r)
 
 int fsop_fsyncdir(struct fuse_req *r)
 {
-	const struct fuse_fsync_in *a = &r->arg.fsync;
-	struct fs_handle *h = handle_get(r->s, a->fh, FS_HANDLE_DIR);
-	int ret;
-
-	if (!h)
-		return -EBADF;
-	ret = (a->fsync_flags & FUSE_FSYNC_FDATASYNC) ? fdatasync(h->fd) : fsync(h->fd);
-	ret = ret ? -errno : 0;
-	handle_put(r->s, h);
-	return ret;
+	return handle_fsync(r, FS_HANDLE_DIR);
 }

@@ -298,10 +298,11 @@ int fsop_flush(struct fuse_req *r)
 	return ret;
 }
 
-int fsop_fsync(struct fuse_req *r)
+/* FSYNC and FSYNCDIR: the same call on a handle of the given kind. */
+int handle_fsync(struct fuse_req *r, enum fs_handle_kind kind)
 {
 	const struct fuse_fsync_in *a = &r->arg.fsync;
-	struct fs_handle *h = handle_get(r->s, a->fh, FS_HANDLE_FILE);
+	struct fs_handle *h = handle_get(r->s, a->fh, kind);
 	int ret;
 
 	if (!h)
@@ -310,6 +311,11 @@ int fsop_fsync(struct fuse_req *r)
 	ret = ret ? -errno : 0;
 	handle_put(r->s, h);
 	return ret;
+}
+
+int fsop_fsync(struct fuse_req *r)
+{
+	return handle_fsync(r, FS_HANDLE_FILE);
 }
 
 int fsop_fallocate(struct fuse_req *r)

@@ -183,6 +183,8 @@ void itable_forget_all(struct fuse_server *s);
 int handle_new(struct fuse_server *s, enum fs_handle_kind kind, int fd, struct fs_inode *ino,
 	       uint64_t *fh);
 struct fs_handle *handle_get(struct fuse_server *s, uint64_t fh, enum fs_handle_kind kind);
+/* fsync/fdatasync (FUSE_FSYNC_FDATASYNC) of a file or directory handle (fs/file.c). */
+int handle_fsync(struct fuse_req *r, enum fs_handle_kind kind);
 void handle_put(struct fuse_server *s, struct fs_handle *h);
 int handle_release(struct fuse_server *s, uint64_t fh, enum fs_handle_kind kind);
 
