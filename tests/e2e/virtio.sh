@@ -5,7 +5,8 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 M=$(realpath "$1") K=$2 G=$3
-vm() { "$M" --kernel "$K" --initrd "$G" "$@" </dev/null; }
+# Every guest is bounded: a hang must fail its check, not stall the whole run.
+vm() { timeout "${VM_TIMEOUT:-300}" "$M" --kernel "$K" --initrd "$G" "$@" </dev/null; }
 
 # What the guest reports, one fact per line, so each can be checked on its own.
 probe='
