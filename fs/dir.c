@@ -29,8 +29,6 @@ struct host_dirent {
 int fsop_opendir(struct fuse_req *r)
 {
 	struct fuse_server *s = r->s;
-	struct fuse_open_out o;
-	uint64_t fh;
 	int fd, ret;
 
 	if (!S_ISDIR(r->ino->type))
@@ -43,17 +41,7 @@ int fsop_opendir(struct fuse_req *r)
 		fd_unreserve(s);
 		return fd;
 	}
-	ret = handle_new(s, FS_HANDLE_DIR, fd, r->ino, &fh);
-	if (ret) {
-		close(fd);
-		fd_unreserve(s);
-		return ret;
-	}
-	memset(&o, 0, sizeof(o));
-	o.fh = fh;
-	o.open_flags = fs_fopen_flags(s, true);
-	req_put(r, 0, &o, sizeof(o));
-	return sizeof(o);
+	return fs_reply_open(r, FS_HANDLE_DIR, fd);
 }
 
 /* Position the stream at the guest's offset, unless it already is there. */

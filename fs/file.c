@@ -14,12 +14,31 @@
 #define IOV_STACK 64
 #define COPY_MAX  (1u << 30)    /* COPY_FILE_RANGE answers in 32 bits */
 
+/* OPEN and OPENDIR end alike: `fd` (already counted by fd_reserve) becomes a handle of
+ * `kind` on the request's node, and the reply carries it.  On failure the fd and its
+ * reservation are given back. */
+int fs_reply_open(struct fuse_req *r, enum fs_handle_kind kind, int fd)
+{
+	struct fuse_open_out o;
+	uint64_t fh;
+	int ret = handle_new(r->s, kind, fd, r->ino, &fh);
+
+	if (ret) {
+		close(fd);
+		fd_unreserve(r->s);
+		return ret;
+	}
+	memset(&o, 0, sizeof(o));
+	o.fh = fh;
+	o.open_flags = fs_fopen_flags(r->s, kind == FS_HANDLE_DIR);
+	req_put(r, 0, &o, sizeof(o));
+	return sizeof(o);
+}
+
 int fsop_open(struct fuse_req *r)
 {
 	struct fuse_server *s = r->s;
 	const struct fuse_open_in *a = &r->arg.open;
-	struct fuse_open_out o;
-	uint64_t fh;
 	int flags, fd, ret;
 
 	if (S_ISDIR(r->ino->type))
@@ -38,17 +57,7 @@ int fsop_open(struct fuse_req *r)
 	/* O_TRUNC by a guest user without CAP_FSETID (HANDLE_KILLPRIV_V2). */
 	if ((a->open_flags & FUSE_OPEN_KILL_SUIDGID) && (flags & O_TRUNC))
 		fs_kill_suidgid(fd);
-	ret = handle_new(s, FS_HANDLE_FILE, fd, r->ino, &fh);
-	if (ret) {
-		close(fd);
-		fd_unreserve(s);
-		return ret;
-	}
-	memset(&o, 0, sizeof(o));
-	o.fh = fh;
-	o.open_flags = fs_fopen_flags(s, false);
-	req_put(r, 0, &o, sizeof(o));
-	return sizeof(o);
+	return fs_reply_open(r, FS_HANDLE_FILE, fd);
 }
 
 /* A new file: created exclusively as the requester, so we know it is the regular file we

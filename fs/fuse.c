@@ -4,6 +4,7 @@
  * into local memory exactly once, and every length is checked before anything runs.  Only
  * bulk data (WRITE payload, READ results) stays in guest memory, for zero copy. */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -141,7 +142,9 @@ static size_t iov_total(const struct iovec *v, int n)
 	return t;
 }
 
-static size_t iov_gather(const struct iovec *v, int n, size_t off, void *dst, size_t len)
+/* Copy between a flat buffer and the bytes [off, off+len) of an iovec list, in either
+ * direction (to_iov: buffer -> iovecs).  Returns how many bytes the iovecs held. */
+static size_t iov_copy(const struct iovec *v, int n, size_t off, void *buf, size_t len, bool to_iov)
 {
 	size_t done = 0;
 
@@ -153,30 +156,24 @@ static size_t iov_gather(const struct iovec *v, int n, size_t off, void *dst, si
 		size_t k = v[i].iov_len - off;
 		if (k > len - done)
 			k = len - done;
-		memcpy((char *)dst + done, (const char *)v[i].iov_base + off, k);
+		if (to_iov)
+			memcpy((char *)v[i].iov_base + off, (char *)buf + done, k);
+		else
+			memcpy((char *)buf + done, (const char *)v[i].iov_base + off, k);
 		done += k;
 		off = 0;
 	}
 	return done;
 }
 
+static size_t iov_gather(const struct iovec *v, int n, size_t off, void *dst, size_t len)
+{
+	return iov_copy(v, n, off, dst, len, false);
+}
+
 static size_t iov_scatter(const struct iovec *v, int n, size_t off, const void *src, size_t len)
 {
-	size_t done = 0;
-
-	for (int i = 0; i < n && done < len; i++) {
-		if (off >= v[i].iov_len) {
-			off -= v[i].iov_len;
-			continue;
-		}
-		size_t k = v[i].iov_len - off;
-		if (k > len - done)
-			k = len - done;
-		memcpy((char *)v[i].iov_base + off, (const char *)src + done, k);
-		done += k;
-		off = 0;
-	}
-	return done;
+	return iov_copy(v, n, off, (void *)src, len, true);
 }
 
 /* The segments covering [off, off+len), at most `max` of them: a chain with more segments

@@ -185,6 +185,8 @@ int handle_new(struct fuse_server *s, enum fs_handle_kind kind, int fd, struct f
 struct fs_handle *handle_get(struct fuse_server *s, uint64_t fh, enum fs_handle_kind kind);
 /* fsync/fdatasync (FUSE_FSYNC_FDATASYNC) of a file or directory handle (fs/file.c). */
 int handle_fsync(struct fuse_req *r, enum fs_handle_kind kind);
+/* The shared end of OPEN and OPENDIR: register `fd` as a handle and reply (fs/file.c). */
+int fs_reply_open(struct fuse_req *r, enum fs_handle_kind kind, int fd);
 void handle_put(struct fuse_server *s, struct fs_handle *h);
 int handle_release(struct fuse_server *s, uint64_t fh, enum fs_handle_kind kind);
 
