@@ -55,7 +55,7 @@ marker() { printf '%s\n' "$out" | sed -n "s/^$1: //p" | head -n 1; }
 # Reading extended attributes on the host: getfattr (package attr) or Python.
 if command -v getfattr >/dev/null 2>&1; then
 	xattr_tool=getfattr
-	xget() { getfattr --only-values -n "$2" -- "$1" 2>&1; }
+	xget() { getfattr --absolute-names --only-values -n "$2" -- "$1" 2>&1; }
 	xlist() { getfattr -d -m - --absolute-names -- "$1" 2>&1 | sed -n 's/=.*//p'; }
 elif command -v python3 >/dev/null 2>&1; then
 	xattr_tool=python3
