@@ -219,8 +219,6 @@ int fs_lookup(struct fuse_server *s, struct fs_inode *dir, const char *name,
 
 struct fs_creds {
 	bool switched;
-	bool own_umask;
-	mode_t old_umask;
 	uint32_t old_uid, old_gid;
 };
 

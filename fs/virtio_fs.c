@@ -1,7 +1,9 @@
 /* virtio-fs: queue 0 is hiprio (FORGET, BATCH_FORGET, INTERRUPT: quick, handled inline by
- * its worker), queues 1..N carry requests.  A request queue's worker only pops chains and
- * hands them to a pool of threads, so a request that blocks (fsync, SETLKW, a slow disk)
- * holds one pool thread and never the queue.  The device meets only the core and
+ * its worker), queues 1..N carry requests.  A request queue's worker answers quick
+ * requests itself and hands those that may block (fsync, SETLKW, large I/O: see
+ * fuse_may_block) to a pool of threads, so a blocked request holds one pool thread and
+ * never the queue.  Guests that want parallel metadata work use several request queues
+ * (Linux 6.11+ does), each with its own worker.  The device meets only the core and
  * fs/fuse.h: no transport, no FUSE decoding here. */
 #include <errno.h>
 #include <stdio.h>
@@ -36,6 +38,7 @@ struct vfs {
 	struct fuse_server *srv;
 	unsigned nreq;                        /* request queues */
 	struct virtio_worker workers[VFS_MAX_QUEUES];
+	struct virtq_chain chains[VFS_MAX_QUEUES];   /* each request queue worker's current one */
 
 	/* The pool: jobs waiting (queue), jobs free for reuse, and how many are out. */
 	pthread_mutex_t lock;
@@ -77,7 +80,8 @@ static void job_put(struct vfs *fs, struct vfs_job *j)
 	j->next = fs->free;
 	fs->free = j;
 	fs->inflight--;
-	pthread_cond_broadcast(&fs->done);
+	if (fs->inflight + 1 >= fs->max_inflight || !fs->inflight)   /* someone may wait */
+		pthread_cond_broadcast(&fs->done);
 	pthread_mutex_unlock(&fs->lock);
 }
 
@@ -120,36 +124,52 @@ static void submit(struct vfs *fs, struct vfs_job *j)
 	pthread_mutex_unlock(&fs->lock);
 }
 
+/* A chain that may block, copied into a pool job (waiting while the pool is full). */
+static bool hand_off(struct vfs *fs, uint16_t q, const struct virtq_chain *c)
+{
+	struct vfs_job *j = job_get(fs);
+	if (!j)
+		return false;
+	j->q = q;
+	j->chain = *c;
+	submit(fs, j);
+	return true;
+}
+
 static void request_queue(struct virtio_dev *d, uint16_t q)
 {
 	struct vfs *fs = d->priv;
 	struct virtq *vq = &d->q[q].vq;
+	struct virtq_chain *c = &fs->chains[q];
 	if (virtio_status_read(d) & VIRTIO_STATUS_NEEDS_RESET)
 		return;
 	for (;;) {
 		virtq_disable_notify(vq);
 		for (;;) {
-			struct vfs_job *j = job_get(fs);
-			if (!j)
-				return;   /* out of memory: the kick will be retried on the next one */
-			int r = virtq_pop(vq, &j->chain);
-			if (r <= 0) {
-				job_put(fs, j);
-				if (r < 0) {
-					virtio_needs_reset(d, "queue %u: broken ring", q);
-					return;
-				}
-				break;
+			int r = virtq_pop(vq, c);
+			if (r < 0) {
+				virtio_needs_reset(d, "queue %u: broken ring", q);
+				return;
 			}
-			if (j->chain.err != VIRTQ_OK) {
-				virtio_log(d, "queue %u: descriptor chain %u failed: %s", q, j->chain.head,
-					   virtq_strerror(j->chain.err));
-				virtio_queue_complete(d, q, j->chain.head, 0);
-				job_put(fs, j);
+			if (r == 0)
+				break;
+			if (c->err != VIRTQ_OK) {
+				virtio_log(d, "queue %u: descriptor chain %u failed: %s", q, c->head,
+					   virtq_strerror(c->err));
+				virtio_queue_complete(d, q, c->head, 0);
 				continue;
 			}
-			j->q = q;
-			submit(fs, j);
+			/* Most requests take a few microseconds: answered here, they cost no
+			 * hand-off to another thread (the largest cost on the path).  What may
+			 * wait goes to the pool and holds one of its threads, not the queue. */
+			if (fuse_may_block(c->out, c->nr_out)) {
+				if (!hand_off(fs, q, c)) {
+					/* Out of memory: the chain cannot wait anywhere; fail it. */
+					virtio_queue_complete(d, q, c->head, 0);
+				}
+				continue;
+			}
+			virtio_queue_complete(d, q, c->head, vfs_run(fs, c));
 		}
 		if (!virtq_enable_notify(vq))
 			break;
