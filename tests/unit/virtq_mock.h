@@ -193,6 +193,10 @@ static inline void mock_set_avail_flags(struct mock *mk, uint16_t v)
 /* The driver side of §2.7.10: would publishing old→new cross the device's avail_event? */
 static inline bool mock_driver_would_notify(struct mock *mk, uint16_t old, uint16_t new_idx)
 {
+	/* Full barrier, as Linux's virtio_mb(): our avail->idx store must be visible before we
+	 * read avail_event, or we and the device (which does the mirror image) can each miss
+	 * the other's store and nobody wakes the device. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	uint16_t ev = mock_avail_event(mk);
 	return (uint16_t)(new_idx - ev - 1) < (uint16_t)(new_idx - old);
 }
