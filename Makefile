@@ -20,13 +20,15 @@ KVER    ?= $(shell ls /boot/vmlinuz-* 2>/dev/null | sed 's|/boot/vmlinuz-||' | s
 KERNEL  ?= /boot/vmlinuz-$(KVER)
 GUEST   := $(B)/guest/initrd.img
 GUEST9P := $(B)/guest/initrd-9p.img
+# minivmm run's guest side: static, installed into the image minivmm run builds and caches.
+RUNHELPER := $(B)/guest/minivmm-run
 # Tests, demo and benchmarks keep minivmm's kernel cache and emuhost's images under
 # build/: shared read-write into the emulated host, so they survive from one run to the
 # next, and the user's ~/.cache is left alone.
 RUNENV  := XDG_CACHE_HOME=$(CURDIR)/$(B)/cache
 
 .PHONY: all deps guest test unit unit-asan e2e demo bench clean help
-all: $(B)/minivmm
+all: $(B)/minivmm $(RUNHELPER)
 
 $(B)/minivmm: $(OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
@@ -44,6 +46,10 @@ $(B)/unit-tests: $(LIBOBJS) $(UNITSRC:%.c=$(B)/obj/%.o)
 
 $(B)/unit-tests-asan: $(ASANOBJS)
 	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+
+$(RUNHELPER): guest/minivmm-run.c
+	@mkdir -p $(dir $@)
+	$(CC) -static -O2 -Wall -Wextra -Werror -o $@ $<
 
 deps:
 	tools/deps
