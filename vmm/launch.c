@@ -3,6 +3,9 @@
  * (vmm/main.c) and `minivmm run` (vmm/run.c). */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +83,41 @@ void launch_kernel_load(struct launch_kernel *lk, const char *path, bool cache)
 			die("kernel '%s': its compressed payload is corrupt", path);
 		lk->direct = r == 0;
 	}
+}
+
+struct epipe_watch {
+	struct vm *vm;
+	int fd;
+};
+
+/* POLLERR on a pipe's write end (POLLHUP on a socket) means no reader is left: nothing the
+ * command writes can arrive any more, so end it the way the host would end a writer. */
+static void *epipe_thread(void *arg)
+{
+	struct epipe_watch *w = arg;
+	struct pollfd p = { .fd = w->fd, .events = 0 };
+	for (;;) {
+		int n = poll(&p, 1, -1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || (p.revents & (POLLERR | POLLHUP))) {
+			if (n > 0)
+				vm_stop(w->vm, 128 + SIGPIPE);
+			return NULL;
+		}
+	}
+}
+
+static void epipe_watch_start(struct vm *vm, int fd)
+{
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0 || !(S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
+		return;
+	static struct epipe_watch w;
+	w = (struct epipe_watch){ .vm = vm, .fd = fd };
+	pthread_t t;
+	if (pthread_create(&t, NULL, epipe_thread, &w) == 0)
+		pthread_detach(t);
 }
 
 static void serial_irq(void *ctx, int level)
@@ -179,6 +217,7 @@ int launch_run(const struct launch *l)
 		if (serial_input_start(com1, l->serial_in, console_quit, &vm))
 			die("cannot start the console input thread");
 	}
+	epipe_watch_start(&vm, l->epipe_fd);
 	if (vcpu_start_all(&vm))
 		exit(VM_EXIT_ERROR);
 

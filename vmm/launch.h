@@ -44,6 +44,9 @@ struct launch {
 	/* A virtio console carrying the command's stdio (NULL: none). */
 	const struct virtio_console_io *console;
 	unsigned timeout;         /* seconds; 0 = none.  Expiry stops with VM_EXIT_TIMEOUT */
+	/* A pipe or socket whose reader going away stops the machine with 128+SIGPIPE, as
+	 * a host command writing there would die (-1: none). */
+	int epipe_fd;
 };
 
 /* One line naming the problem ("minivmm: ..."), then exit(VM_EXIT_ERROR): start-up only. */

@@ -216,7 +216,7 @@ int main(int argc, char **argv)
 		.kernel = &lk, .initrd = ibuf, .initrd_size = isize, .cmdline = cmdline,
 		.mem = o.mem, .mem_str = o.mem_str, .mem_default = "512M", .cpus = o.cpus,
 		.transport = o.transport, .rng = o.rng, .shares = o.shares, .nshares = o.nshares,
-		.serial_out = STDOUT_FILENO, .serial_in = STDIN_FILENO,
+		.serial_out = STDOUT_FILENO, .serial_in = STDIN_FILENO, .epipe_fd = -1,
 	};
 	exit(launch_run(&l));
 }

@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -270,6 +271,7 @@ static void __attribute__((noreturn)) reexec_emuhost(int argc, char **argv, bool
 			"inside the emulated KVM host (tools/with-kvm)\n",
 			access("/dev/kvm", F_OK) < 0 ? "no /dev/kvm" : "PVM");
 	setenv("MINIVMM_EMUHOST", "1", 1);
+	signal(SIGPIPE, SIG_DFL);   /* ignored dispositions survive exec */
 	execv(wk, av);
 	die("run: cannot run %s: %s", wk, strerror(errno));
 }
@@ -326,6 +328,7 @@ static void build_image(const char *mkinitrd, const char *kver, const char *help
 	if (pid < 0)
 		die("run: fork: %s", strerror(errno));
 	if (pid == 0) {
+		signal(SIGPIPE, SIG_DFL);
 		int null = open("/dev/null", O_RDWR);
 		dup2(null, 0);
 		dup2(null, 1);
@@ -567,7 +570,7 @@ int run_main(int argc, char **argv)
 		.mem = o.mem, .mem_str = o.mem_str, .mem_default = "1G", .cpus = o.cpus,
 		.transport = TRANSPORT_PCI, .rng = true, .shares = shares, .nshares = o.nshares + 1,
 		.serial_out = o.verbose ? STDERR_FILENO : -1, .serial_in = -1, .console = &io,
-		.timeout = o.timeout,
+		.timeout = o.timeout, .epipe_fd = STDOUT_FILENO,
 	};
 	int status = launch_run(&l);
 	if (status == VM_EXIT_TIMEOUT)

@@ -57,28 +57,31 @@ run_qemu() {
 	local s=$work/sock rc
 	rm -f "$s.root" "$s.s0"
 	"$VIRTIOFSD" --socket-path="$s.root" -o source=/ -o cache=always -o sandbox=chroot \
-		>/dev/null 2>&1 &
+		>"$work/virtiofsd-root.log" 2>&1 &
 	pids=($!)
 	"$VIRTIOFSD" --socket-path="$s.s0" -o source="$work" -o cache=auto -o sandbox=chroot \
-		>/dev/null 2>&1 &
+		>"$work/virtiofsd-s0.log" 2>&1 &
 	pids+=($!)
 	while [ ! -S "$s.root" ] || [ ! -S "$s.s0" ]; do sleep 0.01; done
 	qemu-system-x86_64 -M pc -accel kvm -cpu host -m 1G -smp 1 -nodefaults -no-reboot \
 		-display none -kernel "$vmlinux" -initrd "$work/qemu.img" \
-		-append "console=ttyS0 reboot=k panic=-1 quiet loglevel=1" -serial none \
+		-append "console=ttyS0 reboot=k panic=-1 quiet loglevel=1" -serial file:"$work/serial.log" \
 		-object memory-backend-memfd,id=mem,size=1G,share=on -numa node,memdev=mem \
 		-chardev socket,id=vr,path="$s.root" -device vhost-user-fs-pci,chardev=vr,tag=root \
 		-chardev socket,id=vs,path="$s.s0" -device vhost-user-fs-pci,chardev=vs,tag=s0 \
 		-device virtio-rng-pci -device virtio-serial-pci \
 		-chardev stdio,id=out -device virtserialport,chardev=out,name=minivmm.stdout \
-		-chardev null,id=err -device virtserialport,chardev=err,name=minivmm.stderr \
-		-device isa-debug-exit,iobase=0xf4,iosize=1 </dev/null
+		-chardev file,id=err,path="$work/err.log" -device virtserialport,chardev=err,name=minivmm.stderr \
+		-device isa-debug-exit,iobase=0xf4,iosize=1 </dev/null >"$work/qemu.log" 2>&1
 	rc=$?
 	# isa-debug-exit: QEMU exits with (status << 1) | 1, so `true` is 1.
 	kill "${pids[@]}" 2>/dev/null
 	wait "${pids[@]}" 2>/dev/null
 	pids=()
-	return $((rc == 1 ? 0 : 1))
+	[ "$rc" = 1 ] && return 0
+	echo "run.sh: QEMU exited with $rc:" >&2
+	tail -n 20 "$work/qemu.log" "$work/serial.log" "$work/err.log" >&2
+	return 1
 }
 
 # One warm-up run of each (page cache, first-use costs), then alternate.

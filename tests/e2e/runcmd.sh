@@ -150,6 +150,10 @@ expect_eq "--timeout: status 124" 124 "$rc"
 expect_match "--timeout: one line" "^minivmm: run: sleep timed out after 30 s" "$(cat "$base/err")"
 expect_eq "--timeout: stopped in time" yes "$([ "$took" -lt 120 ] && echo yes || echo "no (${took}s)")"
 
+# The reader of stdout going away ends the command as it would end a host pipeline's writer.
+out=$(run "${kopt[@]}" --timeout 300 -- yes </dev/null | head -n 2 | tr '\n' ' '; echo "${PIPESTATUS[0]}")
+expect_eq "stdout reader gone: SIGPIPE status" "y y 141" "$out"
+
 run "${kopt[@]}" -- no-such-command-xyz </dev/null >"$base/out" 2>"$base/err"; rc=$?
 expect_eq "command not found: 127" 127 "$rc"
 expect_eq "command not found: one line" "minivmm run: no-such-command-xyz: command not found" \
