@@ -175,7 +175,7 @@ int launch_run(const struct launch *l)
 	for (int i = 0; i < l->nshares; i++) {
 		struct virtio_dev *fs = virtio_fs_create(&vm, &l->shares[i], err, sizeof(err));
 		if (!fs)
-			die("share '%s': %s", l->shares[i].path, err);
+			die("share %s (%s): %s", l->shares[i].tag, l->shares[i].path, err);
 		if (machine_add_virtio(&mach, fs))
 			exit(VM_EXIT_ERROR);
 	}
