@@ -33,6 +33,7 @@
 /* Bump when what the image builder is given changes meaning (it is also keyed on the
  * builder's own files). */
 #define RUN_IMAGE_FORMAT "minivmm-run-image-1"
+#define RUN_MAX_WORDS    4096
 #define DEFAULT_PATH     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 struct run_share {
@@ -182,6 +183,10 @@ static void run_parse(int argc, char **argv, struct run_opts *o)
 		die("run: no command given (minivmm run [options] -- CMD [ARG...])");
 	o->cmd = argv + optind;
 	o->ncmd = argc - optind;
+	/* What guest/minivmm-run.c takes (MAX_LIST there); PATH, HOME, TERM, LANG come on top. */
+	if (o->ncmd > RUN_MAX_WORDS || o->nenv > RUN_MAX_WORDS - 4)
+		die("run: too many %s (at most %d)", o->ncmd > RUN_MAX_WORDS ? "command words" :
+		    "--env options", o->ncmd > RUN_MAX_WORDS ? RUN_MAX_WORDS : RUN_MAX_WORDS - 4);
 	if (o->mem < RUN_MIN_MEM)
 		die("run: --mem %s is too small (at least %llu MiB)", o->mem_str, RUN_MIN_MEM >> 20);
 	uint64_t host = (uint64_t)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE);
