@@ -294,8 +294,11 @@ static void kernel_version(const struct launch_kernel *lk, char *out, size_t len
 	uint16_t off = lk->k.hdr.kernel_version;
 	size_t at = 0x200 + (size_t)off;
 	if (off && at < lk->size) {
-		size_t n = strcspn((const char *)lk->buf + at, " ");
-		if (n && n < len && at + n < lk->size) {
+		/* The file's bytes, not a C string: stop at its end whatever it holds. */
+		size_t n = 0;
+		while (at + n < lk->size && n < len - 1 && lk->buf[at + n] != ' ' && lk->buf[at + n])
+			n++;
+		if (n && n < len - 1 && at + n < lk->size) {
 			memcpy(out, lk->buf + at, n);
 			out[n] = '\0';
 			return;
