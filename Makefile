@@ -20,13 +20,15 @@ KVER    ?= $(shell ls /boot/vmlinuz-* 2>/dev/null | sed 's|/boot/vmlinuz-||' | s
 KERNEL  ?= /boot/vmlinuz-$(KVER)
 GUEST   := $(B)/guest/initrd.img
 GUEST9P := $(B)/guest/initrd-9p.img
+# minivmm run's guest side: static, installed into the image minivmm run builds and caches.
+RUNHELPER := $(B)/guest/minivmm-run
 # Tests, demo and benchmarks keep minivmm's kernel cache and emuhost's images under
 # build/: shared read-write into the emulated host, so they survive from one run to the
 # next, and the user's ~/.cache is left alone.
 RUNENV  := XDG_CACHE_HOME=$(CURDIR)/$(B)/cache
 
 .PHONY: all deps guest test unit unit-asan e2e demo bench clean help
-all: $(B)/minivmm
+all: $(B)/minivmm $(RUNHELPER)
 
 $(B)/minivmm: $(OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
@@ -45,6 +47,10 @@ $(B)/unit-tests: $(LIBOBJS) $(UNITSRC:%.c=$(B)/obj/%.o)
 $(B)/unit-tests-asan: $(ASANOBJS)
 	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
 
+$(RUNHELPER): guest/minivmm-run.c
+	@mkdir -p $(dir $@)
+	$(CC) -static -O2 -Wall -Wextra -Werror -o $@ $<
+
 deps:
 	tools/deps
 
@@ -60,8 +66,9 @@ unit-asan: $(B)/unit-tests-asan
 
 # End-to-end: real guests on real KVM — hardware KVM when this host has it,
 # otherwise inside the emulated KVM host (tools/emuhost).
-e2e: $(B)/minivmm $(GUEST)
+e2e: $(B)/minivmm $(GUEST) $(RUNHELPER)
 	$(RUNENV) tests/e2e/cli.sh $(B)/minivmm
+	$(RUNENV) tests/e2e/runcmd.sh --outer $(B)/minivmm
 	$(RUNENV) tests/e2e/emuhost.sh
 	$(RUNENV) EMUHOST_MEM=6144 tools/with-kvm -- tests/e2e/run.sh $(B)/minivmm $(KERNEL) $(GUEST)
 
@@ -71,10 +78,11 @@ demo: $(B)/minivmm $(GUEST)
 	$(RUNENV) tools/with-kvm -- $(B)/minivmm --kernel $(KERNEL) --initrd $(GUEST) --cpus 2 --mem 512M -- \
 	  sh -c 'echo "kernel $$(uname -r), $$(nproc) CPUs, $$(free -m | awk "/Mem:/{print \$$2}") MiB memory"'
 
-bench: $(B)/minivmm $(GUEST) $(GUEST9P) $(B)/bench/fsbench $(B)/bench/fuse_bench
+bench: $(B)/minivmm $(RUNHELPER) $(GUEST) $(GUEST9P) $(B)/bench/fsbench $(B)/bench/fuse_bench
 	$(RUNENV) tools/with-kvm -- tests/bench/rng.sh $(B)/minivmm $(KERNEL) $(GUEST)
 	$(B)/bench/fuse_bench $(B)/bench
 	$(RUNENV) tools/with-kvm -- tests/bench/fs.sh $(B)/minivmm $(KERNEL) $(GUEST)
+	$(RUNENV) EMUHOST_MEM=4096 tools/with-kvm -- tests/bench/run.sh $(B)/minivmm $(KERNEL)
 
 # Benchmark helpers: the in-process virtio-fs request benchmark (the minivmm objects
 # without main), the static in-guest workload, and the guest image with the 9p modules

@@ -30,13 +30,33 @@ static bool parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
 	return true;
 }
 
-int share_parse(const char *arg, struct share *sh, char *err, size_t errlen)
+static void share_defaults(struct share *sh)
 {
 	memset(sh, 0, sizeof(*sh));
 	sh->queues = 1;
 	sh->threads = 4;
 	sh->fuse.cache = FUSE_CACHE_AUTO;
 	sh->fuse.xattr = true;
+	sh->fuse.threads = sh->threads;
+}
+
+int share_init(struct share *sh, const char *tag, const char *path, bool readonly)
+{
+	share_defaults(sh);
+	if (!*tag || strlen(tag) > SHARE_TAG_MAX)
+		return -EINVAL;
+	strcpy(sh->tag, tag);
+	sh->path = strdup(path);
+	if (!sh->path)
+		return -ENOMEM;
+	sh->fuse.path = sh->path;
+	sh->fuse.readonly = readonly;
+	return 0;
+}
+
+int share_parse(const char *arg, struct share *sh, char *err, size_t errlen)
+{
+	share_defaults(sh);
 
 	char *copy = strdup(arg), *save = NULL;
 	if (!copy)

@@ -2,6 +2,7 @@
  * parsed into a FUSE server configuration plus the virtio-fs device's own settings. */
 #ifndef MINIVMM_FS_SHARE_H
 #define MINIVMM_FS_SHARE_H
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "fs/fuse.h"
@@ -22,6 +23,9 @@ struct share {
  * problem (unknown key, bad value, missing tag or path, tag over 36 bytes, path not a
  * directory). */
 int share_parse(const char *arg, struct share *sh, char *err, size_t errlen);
+/* A share of `path` (already checked by the caller) with the defaults above. */
+int share_init(struct share *sh, const char *tag, const char *path, bool readonly)
+	__attribute__((warn_unused_result));
 void share_free(struct share *sh);
 
 #endif

@@ -66,6 +66,20 @@ void cpio_free(struct cpio *c)
 	*c = (struct cpio){ 0 };
 }
 
+uint8_t *cpio_append(uint8_t *buf, size_t *len, const struct cpio *c)
+{
+	size_t at = (*len + 3) & ~(size_t)3;
+	uint8_t *b = realloc(buf, at + c->len);
+	if (!b) {
+		free(buf);
+		return NULL;
+	}
+	memset(b + *len, 0, at - *len);
+	memcpy(b + at, c->buf, c->len);
+	*len = at + c->len;
+	return b;
+}
+
 char *cpio_shell_quote(char *const argv[], int argc)
 {
 	size_t n = 1;

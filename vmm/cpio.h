@@ -17,6 +17,11 @@ void cpio_add(struct cpio *c, const char *name, uint32_t mode, const void *data,
 int cpio_finish(struct cpio *c) __attribute__((warn_unused_result));
 void cpio_free(struct cpio *c);
 
+/* Append the finished archive `c` to the initrd `buf` of *len bytes, at the 4-byte boundary
+ * concatenated newc archives need.  Returns the grown buffer and updates *len; NULL when
+ * out of memory (then `buf` is freed). */
+uint8_t *cpio_append(uint8_t *buf, size_t *len, const struct cpio *c);
+
 /* Quote argv for /bin/sh: each word in single quotes, embedded ' as '\''.  The result runs
  * exactly argv whatever bytes it holds.  Returns a malloc'd string or NULL. */
 char *cpio_shell_quote(char *const argv[], int argc);

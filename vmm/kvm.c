@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vmm/vm.h"
@@ -104,7 +105,12 @@ int vm_create(struct vm *vm, int ncpus, uint64_t ram)
 	int ret;
 	vm->ncpus = ncpus;
 	pthread_mutex_init(&vm->lock, NULL);
-	pthread_cond_init(&vm->stopped_cond, NULL);
+	/* Monotonic: a --timeout must not stretch or shrink when the wall clock is set. */
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&vm->stopped_cond, &ca);
+	pthread_condattr_destroy(&ca);
 
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0) {
@@ -197,6 +203,20 @@ void vm_stop(struct vm *vm, int status)
 bool vm_stopping(struct vm *vm)
 {
 	return __atomic_load_n(&vm->stopped, __ATOMIC_ACQUIRE);
+}
+
+int vm_wait_timeout(struct vm *vm, unsigned secs)
+{
+	struct timespec end;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += secs;
+	pthread_mutex_lock(&vm->lock);
+	while (!vm->stopped)
+		if (pthread_cond_timedwait(&vm->stopped_cond, &vm->lock, &end) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&vm->lock);
+	vm_stop(vm, VM_EXIT_TIMEOUT);   /* no-op when the guest stopped first */
+	return vm_wait(vm);
 }
 
 int vm_wait(struct vm *vm)

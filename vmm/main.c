@@ -13,18 +13,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "devices/i8042.h"
-#include "devices/power.h"
-#include "devices/serial.h"
-#include "devices/term.h"
-#include "vmm/boot.h"
 #include "fs/share.h"
-#include "fs/virtio_fs.h"
-#include "virtio/rng.h"
 #include "vmm/cpio.h"
+#include "vmm/launch.h"
 #include "vmm/machine.h"
 #include "vmm/vm.h"
-#include "vmm/vmlinux.h"
+#include "vmm/run.h"
 
 #define DEFAULT_MEM     (512ULL << 20)
 #define MIN_MEM         (32ULL << 20)
@@ -32,7 +26,6 @@
 /* With a command, the guest's own output is the command's: keep the kernel quiet.  A later
  * loglevel= in --cmdline wins. */
 #define CMD_CMDLINE     " quiet loglevel=1"
-#define QUIT_STATUS     130  /* Ctrl-A x: like an interrupted command */
 
 struct opts {
 	const char *kernel;
@@ -54,6 +47,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: minivmm --kernel BZIMAGE [options] [-- CMD [ARG...]]\n"
+		"       minivmm run [options] -- CMD [ARG...]   (see minivmm run --help)\n"
 		"Boot a Linux guest on KVM. With -- CMD, run CMD in the guest image and exit with its status.\n"
 		"\n"
 		"  --kernel FILE   Linux bzImage (x86_64, boot protocol 2.12+)\n"
@@ -74,47 +68,6 @@ static void usage(FILE *f)
 		"Exit status: the command's (0-255) or 0 when the guest powers off; 1 bad input or\n"
 		"start-up failure; 123 guest reboot/reset (incl. panic); 125 guest crash (triple fault,\n"
 		"KVM error); 130 Ctrl-A x typed on the console.\n");
-}
-
-/* One line naming the problem, then exit: for start-up errors only. */
-static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	vm_log("%s", buf);
-	exit(VM_EXIT_ERROR);
-}
-
-static uint8_t *read_file(const char *what, const char *path, size_t *size)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		die("cannot open %s '%s': %s", what, path, strerror(errno));
-	struct stat st;
-	if (fstat(fd, &st) < 0)
-		die("cannot stat %s '%s': %s", what, path, strerror(errno));
-	if (!S_ISREG(st.st_mode))
-		die("%s '%s' is not a regular file", what, path);
-	if (st.st_size == 0)
-		die("%s '%s' is empty", what, path);
-	uint8_t *buf = malloc(st.st_size);
-	if (!buf)
-		die("%s '%s' is too large to load (%lld bytes)", what, path, (long long)st.st_size);
-	size_t done = 0;
-	while (done < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + done, st.st_size - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			die("cannot read %s '%s': %s", what, path, n ? strerror(errno) : "file shrank");
-		done += n;
-	}
-	close(fd);
-	*size = done;
-	return buf;
 }
 
 static void parse_args(int argc, char **argv, struct opts *o)
@@ -219,66 +172,35 @@ static const char *default_guest_image(void)
 	return access(path, R_OK) == 0 ? path : NULL;
 }
 
-static void serial_irq(void *ctx, int level)
-{
-	vm_irq_line(ctx, SERIAL_COM1_IRQ, level);
-}
-
-static void console_quit(void *ctx)
-{
-	vm_stop(ctx, QUIT_STATUS);
-}
-
 int main(int argc, char **argv)
 {
-	struct opts o;
-	char err[256];
 	/* Guest output to a closed pipe must fail the write (EPIPE), not kill the VMM. */
 	signal(SIGPIPE, SIG_IGN);
+	if (argc > 1 && !strcmp(argv[1], "run"))
+		return run_main(argc - 1, argv + 1);
+	struct opts o;
 	parse_args(argc, argv, &o);
 
 	/* Input files first: a bad kernel is reported before anything touches KVM. */
-	size_t ksize, isize = 0;
-	uint8_t *kbuf = read_file("kernel", o.kernel, &ksize);
-	struct boot_kernel k;
-	if (boot_parse(kbuf, ksize, &k, err, sizeof(err)))
-		die("kernel '%s': %s", o.kernel, err);
-	/* The kernel's own decompressor is the slowest part of a boot under emulation and
-	 * still costs real time on hardware: unpack once on the host, reuse from the cache.
-	 * A payload we cannot unpack (-ENOTSUP) boots the classic way; a corrupt one is the
-	 * user's file being broken. */
-	struct vmlinux vl = { 0 };
-	bool direct = false;
-	if (o.kernel_cache) {
-		int r = vmlinux_get(kbuf, ksize, vmlinux_cache_dir(), &vl);
-		if (r == -EINVAL)
-			die("kernel '%s': its compressed payload is corrupt", o.kernel);
-		direct = r == 0;
-	}
+	struct launch_kernel lk;
+	launch_kernel_load(&lk, o.kernel, o.kernel_cache);
 	if (o.cmd && !o.initrd) {
 		o.initrd = default_guest_image();
 		if (!o.initrd)
 			die("-- CMD needs the guest image: run 'make guest' or give --initrd");
 	}
-	uint8_t *ibuf = o.initrd ? read_file("initrd", o.initrd, &isize) : NULL;
+	size_t isize = 0;
+	uint8_t *ibuf = o.initrd ? launch_read_file("initrd", o.initrd, &isize) : NULL;
 	bool raw = !isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO);
 	if (o.cmd) {
 		struct cpio c = { 0 };
 		if (cpio_guest_cmd(&c, o.cmd, o.ncmd, raw))
 			die("out of memory building the guest command");
-		size_t at = (isize + 3) & ~(size_t)3;
-		ibuf = realloc(ibuf, at + c.len);
+		ibuf = cpio_append(ibuf, &isize, &c);
+		cpio_free(&c);
 		if (!ibuf)
 			die("out of memory building the initrd");
-		memset(ibuf + isize, 0, at - isize);
-		memcpy(ibuf + at, c.buf, c.len);
-		isize = at + c.len;
-		cpio_free(&c);
 	}
-	if (k.load_addr + k.init_size > (o.mem < GMEM_HOLE_START ? o.mem : GMEM_HOLE_START))
-		die("--mem %s is too small for this kernel (it needs %llu MiB to boot)",
-		    o.mem_str ? o.mem_str : "512M",
-		    (unsigned long long)((k.load_addr + k.init_size + isize + (1 << 20) - 1) >> 20) + 1);
 
 	char cmdline[4096];
 	int n = snprintf(cmdline, sizeof(cmdline), "%s%s", DEFAULT_CMDLINE, o.cmd ? CMD_CMDLINE : "");
@@ -290,71 +212,11 @@ int main(int argc, char **argv)
 	if (n >= (int)sizeof(cmdline))
 		die("--cmdline is too long");
 
-	static struct vm vm;
-	if (vm_open_kvm(&vm))
-		exit(VM_EXIT_ERROR);
-	if (o.cpus > vm.max_cpus)
-		die("--cpus %ld is more than this KVM allows (%d)", o.cpus, vm.max_cpus);
-	if (vm_create(&vm, o.cpus, o.mem))
-		exit(VM_EXIT_ERROR);
-
-	struct machine mach;
-	if (machine_init(&mach, &vm, o.transport))
-		exit(VM_EXIT_ERROR);
-	if (o.rng) {
-		struct virtio_dev *rng = virtio_rng_create(&vm);
-		if (!rng)
-			die("cannot create the virtio-rng device: %s", strerror(errno));
-		if (machine_add_virtio(&mach, rng))
-			exit(VM_EXIT_ERROR);
-	}
-	for (int i = 0; i < o.nshares; i++) {
-		char err[256];
-		struct virtio_dev *fs = virtio_fs_create(&vm, &o.shares[i], err, sizeof(err));
-		if (!fs)
-			die("--share %s: %s", o.shares[i].tag, err);
-		if (machine_add_virtio(&mach, fs))
-			exit(VM_EXIT_ERROR);
-	}
-	if (machine_finish(&mach, cmdline, sizeof(cmdline)))
-		exit(VM_EXIT_ERROR);
-	struct boot_info bi;
-	if (boot_load(&vm.mem, &k, ibuf, isize, cmdline, BOOT_BIOS_START, &bi, err, sizeof(err)))
-		die("%s", err);
-	if (direct) {
-		/* After boot_load: the segments replace the compressed image it copied to the
-		 * load address; boot_params, initrd and command line stay as it wrote them. */
-		uint64_t entry, end;
-		if (vmlinux_load(&vm.mem, &vl, &entry, &end, err, sizeof(err)))
-			die("kernel '%s': %s", o.kernel, err);
-		if (end > bi.kernel_end)
-			die("kernel '%s': its image ends past the memory it declares (init_size)", o.kernel);
-		bi.entry = entry;
-		vmlinux_free(&vl);
-	}
-	free(kbuf);
-	free(ibuf);
-	if (vcpu_boot_setup(&vm.vcpus[0], bi.entry, BOOT_PARAMS_ADDR, BOOT_PML4_ADDR,
-			    BOOT_GDT_ADDR, 5 * 8 - 1))
-		die("cannot set up the boot vCPU: %s", strerror(errno));
-
-	struct serial *com1 = serial_create(STDOUT_FILENO, serial_irq, &vm);
-	if (!com1)
-		die("cannot create the serial port: %s", strerror(errno));
-	if (bus_register(&vm.pio, SERIAL_COM1_BASE, SERIAL_NR_REGS, serial_io, com1, "com1") ||
-	    i8042_init(&vm) || power_init(&vm))
-		die("device port ranges overlap");
-
-	if (term_raw_enter(STDIN_FILENO) < 0)
-		die("cannot put the terminal in raw mode: %s", strerror(errno));
-	if (serial_input_start(com1, STDIN_FILENO, console_quit, &vm))
-		die("cannot start the console input thread");
-	if (vcpu_start_all(&vm))
-		exit(VM_EXIT_ERROR);
-
-	int status = vm_wait(&vm);
-	term_restore();
-	/* vCPU threads may still be inside KVM_RUN; exiting the process ends them and frees
-	 * every KVM object at once, which is the one teardown that cannot hang. */
-	exit(status);
+	struct launch l = {
+		.kernel = &lk, .initrd = ibuf, .initrd_size = isize, .cmdline = cmdline,
+		.mem = o.mem, .mem_str = o.mem_str, .mem_default = "512M", .cpus = o.cpus,
+		.transport = o.transport, .rng = o.rng, .shares = o.shares, .nshares = o.nshares,
+		.serial_out = STDOUT_FILENO, .serial_in = STDIN_FILENO, .epipe_fd = -1,
+	};
+	exit(launch_run(&l));
 }

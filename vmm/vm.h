@@ -15,7 +15,7 @@ struct irq_router;
 /* minivmm's own exit statuses (a guest command's status 0..255 passes through as is). */
 #define VM_EXIT_ERROR   1    /* bad input or start-up failure, before the guest runs */
 #define VM_EXIT_RESET   123  /* the guest rebooted or reset (also: a panic with panic=-1) */
-#define VM_EXIT_TIMEOUT 124  /* reserved for --timeout */
+#define VM_EXIT_TIMEOUT 124  /* minivmm run --timeout expired */
 #define VM_EXIT_CRASH   125  /* triple fault, KVM internal error, failed VM entry */
 
 /* Fixed x86 addresses. */
@@ -66,6 +66,9 @@ void vm_stop(struct vm *vm, int status);
 bool vm_stopping(struct vm *vm);
 /* Block until vm_stop(); returns the status. */
 int vm_wait(struct vm *vm);
+/* The same, but after `secs` seconds stop the VM with VM_EXIT_TIMEOUT; returns the status
+ * (VM_EXIT_TIMEOUT unless the guest stopped first). */
+int vm_wait_timeout(struct vm *vm, unsigned secs);
 
 /* vcpu.c */
 int vcpu_create_all(struct vm *vm) __attribute__((warn_unused_result));

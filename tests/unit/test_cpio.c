@@ -221,3 +221,29 @@ Test(cpio, padding_and_contents)
 		free(s);
 	}
 }
+
+/* Appending to an image of odd length: zero padding up to the 4-byte boundary, the image's
+ * own bytes untouched, the archive verbatim after it. */
+Test(cpio, append_aligns_and_keeps_both)
+{
+	struct cpio c = { 0 };
+	cpio_add(&c, "minivmm", 0040755, NULL, 0);
+	cr_assert_eq(cpio_finish(&c), 0);
+	for (size_t odd = 1; odd <= 4; odd++) {
+		size_t len = odd;
+		uint8_t *img = malloc(len);
+		cr_assert(img);
+		memset(img, 0xab, len);
+		img = cpio_append(img, &len, &c);
+		cr_assert(img);
+		size_t at = (odd + 3) & ~(size_t)3;
+		cr_assert_eq(len, at + c.len, "image of %zu: length %zu", odd, len);
+		for (size_t i = 0; i < odd; i++)
+			cr_assert_eq(img[i], 0xab);
+		for (size_t i = odd; i < at; i++)
+			cr_assert_eq(img[i], 0, "padding byte %zu of an image of %zu", i, odd);
+		cr_assert_eq(memcmp(img + at, c.buf, c.len), 0);
+		free(img);
+	}
+	cpio_free(&c);
+}
