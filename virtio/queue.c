@@ -131,6 +131,8 @@ static enum virtq_chain_err walk_chain(const struct virtq *q, struct virtq_chain
 		 * guest RAM, so a bogus address is reported rather than silently passed on. */
 		void *hva = gmem_ptr(q->mem, d.addr, d.len);
 		if (!hva)
+			hva = gmem_window_ptr(q->data_win, d.addr, d.len);
+		if (!hva)
 			return VIRTQ_ERR_RANGE;
 		struct iovec seg = { .iov_base = hva, .iov_len = d.len };
 		if (d.flags & VIRTQ_DESC_F_WRITE) {

@@ -31,6 +31,23 @@ void gmem_free(struct gmem *m);
  * overflow, lies inside one RAM region.  len 0 is treated as 1 byte. */
 void *gmem_ptr(const struct gmem *m, uint64_t gpa, uint64_t len);
 
+/* Device memory the guest may name as a request's data buffer: a virtio shared-memory
+ * window (virtio-fs DAX).  Deliberately not a gmem region: gmem_ptr() never returns a
+ * pointer into it, so rings, descriptor tables and anything the VMM memcpy's stay in RAM.
+ * Pages of a window may be backed by a host file that shrank, where a load or store by
+ * the VMM raises SIGBUS; its users only hand window pointers to syscalls (EFAULT).
+ * `gpa` moves with a PCI BAR while other threads translate: read and written atomically,
+ * 0 while the window is nowhere. */
+struct gmem_window {
+	uint64_t gpa;
+	uint64_t size;
+	uint8_t *hva;
+};
+
+/* Host pointer for [gpa, gpa+len) inside window `w` (NULL if `w` is NULL, not placed, or
+ * the range is not wholly inside it; len 0 is treated as 1 byte, like gmem_ptr). */
+void *gmem_window_ptr(const struct gmem_window *w, uint64_t gpa, uint64_t len);
+
 /* End of RAM below the 32-bit hole (the highest usable low address + 1). */
 uint64_t gmem_low_end(const struct gmem *m);
 
