@@ -75,11 +75,15 @@ struct virtio_queue {
 	pthread_mutex_t push_lock;
 };
 
+/* A shared-memory region (§2.10): host memory the device owns, shown to the guest at an
+ * address the transport chooses, through one KVM memory slot. */
 struct virtio_shm {
 	uint8_t id;
-	uint64_t len;              /* set by the device */
-	uint64_t gpa;              /* set by the transport when it places the region */
-	void *hva;                 /* host mapping of the region (the device's) */
+	/* w.size and w.hva set by the device; w.gpa by the transport (virtio_shm_place) */
+	struct gmem_window w;
+	/* requests may name buffers in it (the queues translate it, data-only) */
+	bool data;
+	int slot;                  /* KVM memory slot, -1 before the first placement */
 };
 
 struct virtio_dev {
@@ -107,6 +111,11 @@ struct virtio_dev {
 int virtio_dev_init(struct virtio_dev *d, struct vm *vm, const struct virtio_dev_ops *ops,
 		    void *priv, uint16_t nqueues, uint16_t max_size)
 	__attribute__((warn_unused_result));
+
+/* Transport: shared-memory region `i` now sits at guest address `gpa` (0: nowhere).  Its
+ * KVM memory slot follows (deleted and re-added: one slot for the whole region, whatever
+ * the device maps inside it).  Returns 0 or -errno, logged. */
+int virtio_shm_place(struct virtio_dev *d, int i, uint64_t gpa);
 
 /* Feature words as the transports expose them (32 bits at a time). */
 uint64_t virtio_offered_features(const struct virtio_dev *d);

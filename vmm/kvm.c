@@ -161,6 +161,32 @@ int vm_create(struct vm *vm, int ncpus, uint64_t ram)
 	return vcpu_create_all(vm);
 }
 
+int vm_device_slot(struct vm *vm, int *slot, uint64_t gpa, uint64_t size, void *hva)
+{
+	if (*slot < 0) {
+		if (!gpa)
+			return 0;
+		/* Above every RAM slot vm_create used. */
+		if (vm->next_slot < GMEM_MAX_REGIONS)
+			vm->next_slot = GMEM_MAX_REGIONS;
+		*slot = vm->next_slot++;
+	} else {
+		struct kvm_userspace_memory_region del = { .slot = *slot };
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &del) < 0)
+			return -errno;
+	}
+	if (!gpa)
+		return 0;
+	struct kvm_userspace_memory_region r = {
+		.slot = *slot, .guest_phys_addr = gpa, .memory_size = size,
+		.userspace_addr = (uintptr_t)hva,
+	};
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+		return -errno;
+	__atomic_store_n(&vm->device_memory, true, __ATOMIC_RELEASE);
+	return 0;
+}
+
 void vm_irq_line(struct vm *vm, int gsi, int level)
 {
 	struct kvm_irq_level l = { .irq = gsi, .level = level };

@@ -16,6 +16,7 @@ struct irq_router;
 #define VM_EXIT_ERROR   1    /* bad input or start-up failure, before the guest runs */
 #define VM_EXIT_RESET   123  /* the guest rebooted or reset (also: a panic with panic=-1) */
 #define VM_EXIT_TIMEOUT 124  /* reserved for --timeout */
+#define VM_EXIT_DAX     122  /* the guest touched a DAX mapping of a host file past its end */
 #define VM_EXIT_CRASH   125  /* triple fault, KVM internal error, failed VM entry */
 
 /* Fixed x86 addresses. */
@@ -43,6 +44,8 @@ struct vm {
 	long run_size;
 	struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID, patched per vCPU */
 	struct irq_router *irq;   /* GSI routing and irqfds (vmm/irq.c) */
+	int next_slot;            /* next free KVM memory slot for device memory */
+	bool device_memory;       /* some device memory slot exists (DAX windows) */
 
 	pthread_mutex_t lock;
 	pthread_cond_t stopped_cond;
@@ -55,6 +58,11 @@ struct vm {
 int vm_open_kvm(struct vm *vm) __attribute__((warn_unused_result));
 /* Create the VM with `ncpus` vCPUs (not yet running) and `ram` bytes of RAM. */
 int vm_create(struct vm *vm, int ncpus, uint64_t ram) __attribute__((warn_unused_result));
+/* A KVM memory slot for device memory (a virtio shared-memory window): `*slot` < 0
+ * allocates a slot number, otherwise the existing slot is deleted first; `gpa` 0 only
+ * deletes.  `hva` must stay mapped (its pages may be replaced) for the VM's life. */
+int vm_device_slot(struct vm *vm, int *slot, uint64_t gpa, uint64_t size, void *hva)
+	__attribute__((warn_unused_result));
 /* Level-triggered interrupt line into the in-kernel PIC/IOAPIC. */
 void vm_irq_line(struct vm *vm, int gsi, int level);
 /* Bind eventfd `fd` to guest writes of `len` bytes at `addr` (MMIO, or port I/O when

@@ -459,8 +459,8 @@ Test(virtio_mmio, shm_regions)
 	cr_assert_eq(rd(R_SHMLEN), 0xffffffff);
 	cr_assert_eq(rd(R_SHMLEN + 4), 0xffffffff);
 	dev.nshm = 2;
-	dev.shm[0] = (struct virtio_shm){ .id = 1, .len = 0x200000000ULL, .gpa = 0x4000000000ULL };
-	dev.shm[1] = (struct virtio_shm){ .id = 5, .len = 0x1000, .gpa = 0x123456789000ULL };
+	dev.shm[0] = (struct virtio_shm){ .id = 1, .w = { .size = 0x200000000ULL, .gpa = 0x4000000000ULL } };
+	dev.shm[1] = (struct virtio_shm){ .id = 5, .w = { .size = 0x1000, .gpa = 0x123456789000ULL } };
 	wr(R_SHMSEL, 5);
 	cr_assert_eq(rd(R_SHMLEN), 0x1000);
 	cr_assert_eq(rd(R_SHMLEN + 4), 0);
