@@ -16,6 +16,7 @@
 #define VFS_DEVICE_ID   26
 #define VFS_QUEUE_SIZE  1024
 #define VFS_MAX_QUEUES  (1 + SHARE_QUEUES_MAX)
+#define VFS_SHM_CACHE   0       /* the DAX window's shared-memory region id */
 
 struct __attribute__((packed)) vfs_config {
 	char tag[36];
@@ -219,6 +220,17 @@ struct virtio_dev *virtio_fs_create(struct vm *vm, const struct share *sh, char 
 	}
 	fs->fuse_cfg = sh->fuse;
 	fs->fuse_cfg.path = fs->path;
+	if (sh->dax) {
+		/* Reserved once for the VM's life; the transport gives it a guest address and
+		 * one KVM memory slot, and the server maps files into it. */
+		fs->fuse_cfg.dax_window = fuse_dax_window_create(sh->dax);
+		if (!fs->fuse_cfg.dax_window) {
+			snprintf(err, errlen, "cannot reserve a %llu MiB DAX window: %s",
+				 (unsigned long long)(sh->dax >> 20), strerror(errno));
+			goto fail;
+		}
+		fs->fuse_cfg.dax_size = sh->dax;
+	}
 	fs->srv = fuse_server_create(&fs->fuse_cfg, err, errlen);
 	if (!fs->srv)
 		goto fail;
@@ -234,6 +246,13 @@ struct virtio_dev *virtio_fs_create(struct vm *vm, const struct share *sh, char 
 	if (virtio_dev_init(&fs->dev, vm, &vfs_ops, fs, 1 + sh->queues, VFS_QUEUE_SIZE)) {
 		snprintf(err, errlen, "cannot set up the virtio-fs queues");
 		goto fail;
+	}
+	if (sh->dax) {
+		struct virtio_shm *shm = &fs->dev.shm[fs->dev.nshm++];
+		shm->id = VFS_SHM_CACHE;
+		shm->w.size = sh->dax;
+		shm->w.hva = fs->fuse_cfg.dax_window;
+		shm->data = true;   /* guest buffers in DAX-mapped files are request data */
 	}
 	fs->threads = calloc(fs->nthreads, sizeof(*fs->threads));
 	if (!fs->threads) {
@@ -254,6 +273,7 @@ fail:
 		if (fs->srv)
 			fuse_server_destroy(fs->srv);
 		free(fs->threads);
+		fuse_dax_window_destroy(fs->fuse_cfg.dax_window, fs->fuse_cfg.dax_size);
 		free(fs->path);
 		free(fs);
 	}

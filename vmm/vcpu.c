@@ -258,6 +258,16 @@ static void *vcpu_thread(void *arg)
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
+			/* KVM could not fault in a page of a memory slot.  RAM is anonymous and
+			 * cannot fail this way; a DAX window's file pages can, once the host file
+			 * shrank below a live mapping (the fault is SIGBUS for a host process;
+			 * Linux 6.1 KVM turns it into -EFAULT without telling where). */
+			if (errno == EFAULT && __atomic_load_n(&v->vm->device_memory, __ATOMIC_ACQUIRE)) {
+				vm_log("guest accessed a DAX mapping of a host file past its end "
+				       "(file truncated on the host?); stopping the guest");
+				vm_stop(v->vm, VM_EXIT_DAX);
+				break;
+			}
 			vm_log("KVM_RUN on vCPU %d failed: %s", v->id, strerror(errno));
 			vm_stop(v->vm, VM_EXIT_CRASH);
 			break;
