@@ -35,19 +35,48 @@ struct fs_dax {
 	uint64_t npages;
 };
 
+/* Every window of the process, whichever server maps into it: a request to one share
+ * may carry a buffer in another share's window, and no server may copy through any. */
+#define DAX_MAX_WINDOWS 64
+static pthread_mutex_t windows_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct { uintptr_t base; uint64_t size; } windows[DAX_MAX_WINDOWS];
+static unsigned nwindows;
+
 void *fuse_dax_window_create(uint64_t size)
 {
+	pthread_mutex_lock(&windows_mu);
+	if (nwindows == DAX_MAX_WINDOWS) {
+		pthread_mutex_unlock(&windows_mu);
+		errno = ENOSPC;
+		return NULL;
+	}
 	/* Private anonymous and unreserved: a guest read of an unmapped part sees zeros and
 	 * costs nothing; a guest write there costs one page of host memory. */
 	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p != MAP_FAILED) {
+		windows[nwindows].base = (uintptr_t)p;
+		windows[nwindows].size = size;
+		__atomic_store_n(&nwindows, nwindows + 1, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&windows_mu);
 	return p == MAP_FAILED ? NULL : p;
 }
 
 void fuse_dax_window_destroy(void *base, uint64_t size)
 {
-	if (base)
-		munmap(base, size);
+	if (!base)
+		return;
+	pthread_mutex_lock(&windows_mu);
+	for (unsigned i = 0; i < nwindows; i++) {
+		if (windows[i].base == (uintptr_t)base) {
+			windows[i] = windows[nwindows - 1];
+			__atomic_store_n(&nwindows, nwindows - 1, __ATOMIC_RELEASE);
+			break;
+		}
+	}
+	munmap(base, size);
+	pthread_mutex_unlock(&windows_mu);
 }
 
 /* Anonymous memory back over [off, off+len): the file mapping, if any, is gone. */
@@ -130,12 +159,18 @@ void fs_dax_clear(struct fuse_server *s)
 
 bool fs_dax_overlaps(const struct fuse_server *s, const void *p, size_t len)
 {
-	const struct fs_dax *d = s->dax;
+	uintptr_t a = (uintptr_t)p;
+	bool hit = false;
 
-	if (!d)
+	/* Windows come and go only at start-up and in tests; a plain read of the count
+	 * skips the lock for the usual process without any. */
+	if (!__atomic_load_n(&nwindows, __ATOMIC_ACQUIRE))
 		return false;
-	uintptr_t a = (uintptr_t)p, b = (uintptr_t)d->base;
-	return a < b + d->size && b < a + len;
+	pthread_mutex_lock(&windows_mu);
+	for (unsigned i = 0; i < nwindows && !hit; i++)
+		hit = a < windows[i].base + windows[i].size && windows[i].base < a + len;
+	pthread_mutex_unlock(&windows_mu);
+	return hit;
 }
 
 uint64_t fs_dax_page_shift(const struct fuse_server *s)

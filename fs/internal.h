@@ -227,7 +227,8 @@ int fs_dax_init(struct fuse_server *s);
 void fs_dax_fini(struct fuse_server *s);
 /* Every mapping removed (DESTROY: the guest let go of them all). */
 void fs_dax_clear(struct fuse_server *s);
-/* Does [p, p+len) touch the window?  Such memory is never memcpy'd (see dax.c). */
+/* Does [p, p+len) touch any DAX window of this process (this server's or another's)?
+ * Such memory is never memcpy'd (see dax.c). */
 bool fs_dax_overlaps(const struct fuse_server *s, const void *p, size_t len);
 /* log2 of the mapping granularity (INIT's map_alignment); 0 without a window. */
 uint64_t fs_dax_page_shift(const struct fuse_server *s);

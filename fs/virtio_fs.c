@@ -12,6 +12,7 @@
 #include "fs/share.h"
 #include "fs/virtio_fs.h"
 #include "virtio/core.h"
+#include "vmm/vm.h"
 
 #define VFS_DEVICE_ID   26
 #define VFS_QUEUE_SIZE  1024
@@ -206,6 +207,7 @@ static const struct virtio_dev_ops vfs_ops = {
 	.device_id = VFS_DEVICE_ID,
 	.features = 0,
 	.config_size = sizeof(struct vfs_config),
+	.data_in_windows = true,        /* fs/fuse.c never copies through a DAX window */
 	.config_read = vfs_config_read,
 	.activate = vfs_activate,
 	.reset = vfs_reset,
@@ -252,7 +254,11 @@ struct virtio_dev *virtio_fs_create(struct vm *vm, const struct share *sh, char 
 		shm->id = VFS_SHM_CACHE;
 		shm->w.size = sh->dax;
 		shm->w.hva = fs->fuse_cfg.dax_window;
-		shm->data = true;   /* guest buffers in DAX-mapped files are request data */
+		/* Guest buffers in DAX-mapped files are request data, for every share. */
+		if (gmem_add_window(&vm->mem, &shm->w)) {
+			snprintf(err, errlen, "too many DAX windows (at most %d)", GMEM_MAX_WINDOWS);
+			goto fail;
+		}
 	}
 	fs->threads = calloc(fs->nthreads, sizeof(*fs->threads));
 	if (!fs->threads) {

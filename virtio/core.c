@@ -158,14 +158,10 @@ static int activate(struct virtio_dev *d)
 			return -EINVAL;
 		}
 	}
-	/* Request data may live in the device's data region (virtio-fs DAX): only buffers,
-	 * never rings, which virtq_init already confined to RAM. */
-	const struct gmem_window *win = NULL;
-	for (int i = 0; i < d->nshm; i++)
-		if (d->shm[i].data)
-			win = &d->shm[i].w;
+	/* Request data may live in the VM's DAX windows: only buffers, never rings, which
+	 * virtq_init already confined to RAM. */
 	for (int i = 0; i < d->nqueues; i++)
-		d->q[i].vq.data_win = win;
+		d->q[i].vq.data_windows = d->ops->data_in_windows;
 	return d->ops->activate ? d->ops->activate(d) : 0;
 }
 

@@ -40,6 +40,9 @@ struct virtio_dev_ops {
 	 * INDIRECT_DESC). */
 	uint64_t features;
 	uint32_t config_size;
+	/* Request buffers may lie in the VM's device-memory windows (DAX), which the device
+	 * promises never to load or store itself, only to pass to syscalls. */
+	bool data_in_windows;
 	/* Device config space; the core has checked off + len <= config_size. */
 	void (*config_read)(struct virtio_dev *d, uint32_t off, void *data, uint32_t len);
 	void (*config_write)(struct virtio_dev *d, uint32_t off, const void *data, uint32_t len);
@@ -81,8 +84,6 @@ struct virtio_shm {
 	uint8_t id;
 	/* w.size and w.hva set by the device; w.gpa by the transport (virtio_shm_place) */
 	struct gmem_window w;
-	/* requests may name buffers in it (the queues translate it, data-only) */
-	bool data;
 	int slot;                  /* KVM memory slot, -1 before the first placement */
 };
 

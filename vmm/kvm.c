@@ -134,6 +134,19 @@ int vm_create(struct vm *vm, int ncpus, uint64_t ram)
 		return ret;
 	}
 
+	if (vm->sync_faults) {
+		/* kvm_can_do_async_pf() declines when HLT is not intercepted and the guest
+		 * takes no paravirtual async faults (cpuid_no_async_pf): every fault is then
+		 * served, or failed, on the spot.  Must precede the vCPUs. */
+		struct kvm_enable_cap cap = { .cap = KVM_CAP_X86_DISABLE_EXITS,
+					      .args[0] = KVM_X86_DISABLE_EXITS_HLT };
+		int have = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_DISABLE_EXITS);
+		if (have < 0 || !(have & KVM_X86_DISABLE_EXITS_HLT) ||
+		    ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0)
+			vm_log("this KVM keeps HLT exits: a guest touching a DAX mapping of a "
+			       "truncated host file will hang instead of stopping");
+	}
+
 	ret = gmem_init(&vm->mem, ram);
 	if (ret) {
 		vm_log("cannot reserve %llu MiB of guest memory: %s",

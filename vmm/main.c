@@ -298,6 +298,9 @@ int main(int argc, char **argv)
 	static struct vm vm;
 	if (vm_open_kvm(&vm))
 		exit(VM_EXIT_ERROR);
+	for (int i = 0; i < o.nshares; i++)
+		if (o.shares[i].dax)
+			vm.sync_faults = true;
 	if (o.cpus > vm.max_cpus)
 		die("--cpus %ld is more than this KVM allows (%d)", o.cpus, vm.max_cpus);
 	if (vm_create(&vm, o.cpus, o.mem))

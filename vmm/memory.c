@@ -60,6 +60,24 @@ void *gmem_window_ptr(const struct gmem_window *w, uint64_t gpa, uint64_t len)
 	return w->hva + (gpa - base);
 }
 
+int gmem_add_window(struct gmem *m, const struct gmem_window *w)
+{
+	if (m->nwin == GMEM_MAX_WINDOWS)
+		return -ENOSPC;
+	m->win[m->nwin++] = w;
+	return 0;
+}
+
+void *gmem_windows_ptr(const struct gmem *m, uint64_t gpa, uint64_t len)
+{
+	for (int i = 0; i < m->nwin; i++) {
+		void *p = gmem_window_ptr(m->win[i], gpa, len);
+		if (p)
+			return p;
+	}
+	return NULL;
+}
+
 uint64_t gmem_low_end(const struct gmem *m)
 {
 	return m->n ? m->r[0].size : 0;

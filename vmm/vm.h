@@ -44,6 +44,12 @@ struct vm {
 	long run_size;
 	struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID, patched per vCPU */
 	struct irq_router *irq;   /* GSI routing and irqfds (vmm/irq.c) */
+	/* Set before vm_create when device memory may fail to fault in (DAX windows): KVM
+	 * then handles guest faults synchronously, so KVM_RUN fails with EFAULT where it
+	 * would otherwise retry an asynchronous page fault forever (Linux 6.1 does, for a
+	 * file page past EOF).  Costs: HLT exits off (an idle vCPU does not leave guest
+	 * mode) and no paravirtual async page faults. */
+	bool sync_faults;
 	int next_slot;            /* next free KVM memory slot for device memory */
 	bool device_memory;       /* some device memory slot exists (DAX windows) */
 
@@ -83,6 +89,8 @@ int vcpu_start_all(struct vm *vm) __attribute__((warn_unused_result));
 
 /* cpuid.c: patch `c` (a copy of the supported list) for vCPU `id` of `ncpus`. */
 void cpuid_patch(struct kvm_cpuid2 *c, int id, int ncpus, bool tsc_deadline);
+/* Hide KVM's asynchronous page faults from the guest (vm->sync_faults). */
+void cpuid_no_async_pf(struct kvm_cpuid2 *c);
 
 /* One line on stderr, "minivmm: ...".  For start-up errors and guest-caused events. */
 void vm_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

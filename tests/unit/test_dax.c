@@ -402,3 +402,27 @@ Test(dax, truncated_file_under_a_mapping_gives_efault_not_sigbus)
 	free(a);
 	free(b);
 }
+
+/* A share without a window still never copies through another share's window: a guest
+ * buffer there can be a READ's data (preadv), never a header. */
+Test(dax_none, another_shares_window_is_data_only)
+{
+	uint64_t size = 2 * MiB;
+	uint8_t *w = fuse_dax_window_create(size), *b;
+	cr_assert_not_null(w);
+	uint64_t fh, node = pattern_file("f", 4096, 4, &b);
+	struct fuse_out_header oh;
+
+	cr_assert_eq(fx_open(node, O_RDONLY, &fh), 0);
+	cr_assert_eq(read_into(fh, 0, 4096, &oh, w + 8192), sizeof(oh) + 4096);
+	cr_assert_eq(oh.error, 0);
+	cr_assert_eq(memcmp(w + 8192, b, 4096), 0);
+	cr_assert_eq(read_into(fh, 0, 16, (struct fuse_out_header *)w, b), 0, "header refused");
+	cr_assert_eq(fx_release(fh), 0);
+	fuse_dax_window_destroy(w, size);
+	/* Gone from the registry: the same address range is ordinary memory again. */
+	uint8_t *again = malloc(64);
+	cr_assert_eq(read_into(fh, 0, 16, &oh, again), sizeof(oh), "stale fh: an error reply");
+	free(again);
+	free(b);
+}

@@ -813,8 +813,12 @@ TestSuite(virtq_window, .init = vq_init, .fini = vq_fini);
 /* A buffer in the window is a segment like any other when the queue allows it. */
 Test(virtq_window, data_segment_in_the_window)
 {
+	static uint8_t other[0x1000];
+	static struct gmem_window win2 = { WIN_GPA + 0x100000, sizeof(other), other };
+	cr_assert_eq(gmem_add_window(&mk.m, &win2), 0);
+	cr_assert_eq(gmem_add_window(&mk.m, &win), 0);
 	mock_queue(&mk, &q, 8, false, true);
-	q.data_win = &win;
+	q.data_windows = true;
 	struct mseg s[3] = { mock_buf(&mk, 40, false), mock_buf(&mk, 16, true),
 			     { WIN_GPA + 0x2000, 0x1000, true } };
 	uint16_t head = mock_add_chain(&mk, s, 3);
@@ -831,15 +835,24 @@ Test(virtq_window, data_segment_in_the_window)
 	cr_assert_eq(pop_err(mock_add_chain(&mk, &last, 1)), VIRTQ_OK);
 	struct mseg over = { WIN_GPA + WIN_SIZE - 1, 2, true };
 	assert_chain_err(mock_add_chain(&mk, &over, 1), VIRTQ_ERR_RANGE);
+	/* Any registered window: the second one too. */
+	struct mseg in2 = { WIN_GPA + 0x100010, 0x10, true };
+	cr_assert_eq(pop_err(mock_add_chain(&mk, &in2, 1)), VIRTQ_OK);
+	cr_assert_eq(c.in[0].iov_base, other + 0x10);
 }
 
 Test(virtq_window, only_when_the_queue_has_one_and_it_is_placed)
 {
+	cr_assert_eq(gmem_add_window(&mk.m, &win), 0);
 	mock_queue(&mk, &q, 8, false, false);
 	struct mseg s = { WIN_GPA, 64, true };
-	assert_chain_err(mock_add_chain(&mk, &s, 1), VIRTQ_ERR_RANGE);
-	struct gmem_window nowhere = { 0, WIN_SIZE, winmem };
-	q.data_win = &nowhere;
+	assert_chain_err(mock_add_chain(&mk, &s, 1), VIRTQ_ERR_RANGE);   /* not allowed */
+	mock_teardown(&mk);
+	mock_setup(&mk);
+	static struct gmem_window nowhere = { 0, WIN_SIZE, winmem };
+	cr_assert_eq(gmem_add_window(&mk.m, &nowhere), 0);
+	mock_queue(&mk, &q, 8, false, false);
+	q.data_windows = true;
 	struct mseg low = { 0x10, 64, true };   /* would be inside a window at gpa 0 */
 	cr_assert_eq(pop_err(mock_add_chain(&mk, &low, 1)), VIRTQ_OK, "RAM as usual");
 	cr_assert_neq(c.in[0].iov_base, winmem + 0x10);
@@ -849,14 +862,15 @@ Test(virtq_window, only_when_the_queue_has_one_and_it_is_placed)
 /* Rings and indirect tables are read by the VMM itself: never from the window. */
 Test(virtq_window, rings_and_tables_never_in_the_window)
 {
+	cr_assert_eq(gmem_add_window(&mk.m, &win), 0);
 	mock_queue(&mk, &q, 8, false, true);
-	q.data_win = &win;
+	q.data_windows = true;
 	cr_assert_eq(virtq_init(&q, &mk.m, 8, WIN_GPA, MOCK_AVAIL_GPA, MOCK_USED_GPA, false, true),
 		     -EINVAL);
 	cr_assert_eq(virtq_init(&q, &mk.m, 8, MOCK_DESC_GPA, MOCK_AVAIL_GPA, WIN_GPA, false, true),
 		     -EINVAL);
 	mock_queue(&mk, &q, 8, false, true);
-	q.data_win = &win;
+	q.data_windows = true;
 	/* A valid-looking indirect table placed in the window. */
 	uint64_t addr = MOCK_HEAP_GPA;
 	uint32_t len = 16;
