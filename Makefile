@@ -78,10 +78,11 @@ demo: $(B)/minivmm $(GUEST)
 	$(RUNENV) tools/with-kvm -- $(B)/minivmm --kernel $(KERNEL) --initrd $(GUEST) --cpus 2 --mem 512M -- \
 	  sh -c 'echo "kernel $$(uname -r), $$(nproc) CPUs, $$(free -m | awk "/Mem:/{print \$$2}") MiB memory"'
 
-bench: $(B)/minivmm $(RUNHELPER) $(GUEST) $(GUEST9P) $(B)/bench/fsbench $(B)/bench/fuse_bench
+bench: $(B)/minivmm $(RUNHELPER) $(GUEST) $(GUEST9P) $(B)/bench/fsbench $(B)/bench/fuse_bench $(B)/bench/daxbench
 	$(RUNENV) tools/with-kvm -- tests/bench/rng.sh $(B)/minivmm $(KERNEL) $(GUEST)
 	$(B)/bench/fuse_bench $(B)/bench
 	$(RUNENV) tools/with-kvm -- tests/bench/fs.sh $(B)/minivmm $(KERNEL) $(GUEST)
+	$(RUNENV) EMUHOST_MEM=6144 tools/with-kvm -- tests/bench/dax.sh $(B)/minivmm $(KERNEL) $(GUEST)
 	$(RUNENV) EMUHOST_MEM=4096 tools/with-kvm -- tests/bench/run.sh $(B)/minivmm $(KERNEL)
 
 # Benchmark helpers: the in-process virtio-fs request benchmark (the minivmm objects
@@ -92,6 +93,10 @@ $(B)/bench/fuse_bench: tests/bench/fuse_bench.c tests/unit/virtq_mock.h $(LIBOBJ
 	$(CC) $(CFLAGS) -o $@ $< $(LIBOBJS) $(LDLIBS)
 
 $(B)/bench/fsbench: tests/bench/fsbench.c
+	@mkdir -p $(dir $@)
+	$(CC) -static -O2 -Wall -Wextra -o $@ $<
+
+$(B)/bench/daxbench: tests/bench/daxbench.c
 	@mkdir -p $(dir $@)
 	$(CC) -static -O2 -Wall -Wextra -o $@ $<
 

@@ -115,6 +115,10 @@ static const struct fuse_opdesc fuse_ops[] = {
 	[FUSE_COPY_FILE_RANGE] = { fsop_copy_file_range, ARG(fuse_copy_file_range_in),
 				   sizeof(struct fuse_write_out), TAIL_NONE, OP_MODIFY },
 	[FUSE_SYNCFS]      = { fsop_syncfs, ARG(fuse_syncfs_in), 0, TAIL_NONE, 0 },
+	/* Not OP_MODIFY: a read-only share maps read-only (dax.c refuses write mappings). */
+	[FUSE_SETUPMAPPING] = { fsop_setupmapping, ARG(fuse_setupmapping_in), 0, TAIL_NONE,
+				OP_NODE },
+	[FUSE_REMOVEMAPPING] = { fsop_removemapping, ARG(fuse_removemapping_in), 0, TAIL_RAW, 0 },
 };
 
 _Static_assert(sizeof(struct fuse_init_in) <= sizeof(union fuse_args), "args too small");
@@ -143,8 +147,14 @@ static size_t iov_total(const struct iovec *v, int n)
 }
 
 /* Copy between a flat buffer and the bytes [off, off+len) of an iovec list, in either
- * direction (to_iov: buffer -> iovecs).  Returns how many bytes the iovecs held. */
-static size_t iov_copy(const struct iovec *v, int n, size_t off, void *buf, size_t len, bool to_iov)
+ * direction (to_iov: buffer -> iovecs).  Returns how many bytes the iovecs held.
+ *
+ * The one place the server loads or stores guest memory itself: a segment in the DAX
+ * window ends the copy (a short count, so the request fails), because a window page whose
+ * host file shrank raises SIGBUS here.  Only bulk data may live there, and that moves
+ * through preadv/pwritev (iov_slice), which return EFAULT instead. */
+static size_t iov_copy(const struct fuse_server *s, const struct iovec *v, int n, size_t off,
+		       void *buf, size_t len, bool to_iov)
 {
 	size_t done = 0;
 
@@ -156,6 +166,8 @@ static size_t iov_copy(const struct iovec *v, int n, size_t off, void *buf, size
 		size_t k = v[i].iov_len - off;
 		if (k > len - done)
 			k = len - done;
+		if (fs_dax_overlaps(s, v[i].iov_base, v[i].iov_len))
+			break;
 		if (to_iov)
 			memcpy((char *)v[i].iov_base + off, (char *)buf + done, k);
 		else
@@ -166,14 +178,16 @@ static size_t iov_copy(const struct iovec *v, int n, size_t off, void *buf, size
 	return done;
 }
 
-static size_t iov_gather(const struct iovec *v, int n, size_t off, void *dst, size_t len)
+static size_t iov_gather(const struct fuse_server *s, const struct iovec *v, int n, size_t off,
+			 void *dst, size_t len)
 {
-	return iov_copy(v, n, off, dst, len, false);
+	return iov_copy(s, v, n, off, dst, len, false);
 }
 
-static size_t iov_scatter(const struct iovec *v, int n, size_t off, const void *src, size_t len)
+static size_t iov_scatter(const struct fuse_server *s, const struct iovec *v, int n, size_t off,
+			  const void *src, size_t len)
 {
-	return iov_copy(v, n, off, (void *)src, len, true);
+	return iov_copy(s, v, n, off, (void *)src, len, true);
 }
 
 /* The segments covering [off, off+len), at most `max` of them: a chain with more segments
@@ -211,7 +225,8 @@ int req_put(struct fuse_req *r, size_t off, const void *src, size_t n)
 {
 	if (off > req_room(r) || n > req_room(r) - off)
 		return -EINVAL;
-	iov_scatter(r->out, r->nout, sizeof(struct fuse_out_header) + off, src, n);
+	if (iov_scatter(r->s, r->out, r->nout, sizeof(struct fuse_out_header) + off, src, n) != n)
+		return -EFAULT;
 	return 0;
 }
 
@@ -219,7 +234,7 @@ int req_get_tail(struct fuse_req *r, size_t off, void *dst, size_t n)
 {
 	if (off > r->taillen || n > r->taillen - off)
 		return -EINVAL;
-	return iov_gather(r->in, r->nin, r->tailoff + off, dst, n) == n ? 0 : -EINVAL;
+	return iov_gather(r->s, r->in, r->nin, r->tailoff + off, dst, n) == n ? 0 : -EINVAL;
 }
 
 int req_tail_iov(const struct fuse_req *r, size_t off, size_t len, struct iovec *dst, int max)
@@ -296,7 +311,7 @@ static int req_decode_tail(struct fuse_req *r, const struct fuse_opdesc *d, char
 			return -ENOMEM;
 		buf = *heap;
 	}
-	if (iov_gather(r->in, r->nin, r->tailoff, buf, r->taillen) != r->taillen)
+	if (iov_gather(r->s, r->in, r->nin, r->tailoff, buf, r->taillen) != r->taillen)
 		return -EINVAL;
 
 	switch (d->tail) {
@@ -358,7 +373,7 @@ static int req_dispatch(struct fuse_req *r, const struct fuse_opdesc *d, size_t 
 	if (body < d->argmin)
 		return -EINVAL;
 	argn = body < d->argmax ? body : d->argmax;
-	if (iov_gather(r->in, r->nin, sizeof(r->h), &r->arg, argn) != argn)
+	if (iov_gather(s, r->in, r->nin, sizeof(r->h), &r->arg, argn) != argn)
 		return -EINVAL;
 	r->tailoff = sizeof(r->h) + argn;
 	r->taillen = body - argn;
@@ -399,7 +414,7 @@ size_t fuse_handle(struct fuse_server *s, const struct iovec *in, int nin,
 	r.nout = nout;
 	r.ro = s->cfg.readonly;
 	avail = iov_total(in, nin);
-	if (iov_gather(in, nin, 0, &r.h, sizeof(r.h)) != sizeof(r.h))
+	if (iov_gather(s, in, nin, 0, &r.h, sizeof(r.h)) != sizeof(r.h))
 		return 0;       /* not even a header: nothing to answer to */
 	r.out_cap = iov_total(out, nout);
 	d = opdesc_of(r.h.opcode);
@@ -418,17 +433,19 @@ size_t fuse_handle(struct fuse_server *s, const struct iovec *in, int nin,
 	oh.unique = r.h.unique;
 	oh.error = ret < 0 ? ret : 0;
 	oh.len = (uint32_t)(sizeof(oh) + (ret < 0 ? 0 : (size_t)ret));
-	iov_scatter(out, nout, 0, &oh, sizeof(oh));
+	/* A reply header that cannot be written (a segment in the DAX window) is no reply. */
+	if (iov_scatter(s, out, nout, 0, &oh, sizeof(oh)) != sizeof(oh))
+		return 0;
 	return oh.len;
 }
 
-bool fuse_may_block(const struct iovec *in, int nin)
+bool fuse_may_block(const struct fuse_server *s, const struct iovec *in, int nin)
 {
 	struct {
 		struct fuse_in_header h;
 		union { struct fuse_read_in read; struct fuse_write_in write; } a;
 	} __attribute__((packed)) p;
-	size_t got = iov_gather(in, nin, 0, &p, sizeof(p));
+	size_t got = iov_gather(s, in, nin, 0, &p, sizeof(p));
 
 	if (got < sizeof(p.h))
 		return true;
@@ -493,11 +510,16 @@ static int fsop_init(struct fuse_req *r)
 		ours |= FUSE_WRITEBACK_CACHE;
 	if (s->cfg.xattr)
 		ours |= FUSE_POSIX_ACL;
+	/* Only with a window: the guest's -o dax needs it, and mappings need it. */
+	if (s->dax)
+		ours |= FUSE_MAP_ALIGNMENT;
 	o.flags = (uint32_t)(offered & ours);
 	o.max_readahead = a->max_readahead;
 	o.max_write = FUSE_MAX_WRITE;
 	o.time_gran = 1;
 	o.max_pages = FUSE_MAX_PAGES_;
+	if (offered & ours & FUSE_MAP_ALIGNMENT)
+		o.map_alignment = (uint16_t)fs_dax_page_shift(s);
 	/* Older kernels read a shorter reply. */
 	outsize = o.minor < 5 ? FUSE_COMPAT_INIT_OUT_SIZE
 		: o.minor < 23 ? FUSE_COMPAT_22_INIT_OUT_SIZE : sizeof(o);
@@ -522,6 +544,7 @@ static int fsop_destroy(struct fuse_req *r)
 	atomic_store(&s->inited, false);
 	atomic_store(&s->flags, 0);
 	itable_forget_all(s);
+	fs_dax_clear(s);
 	pthread_mutex_unlock(&s->init_mu);
 	return 0;
 }
@@ -644,12 +667,17 @@ struct fuse_server *fuse_server_create(const struct fuse_config *cfg, char *err,
 	s->switch_creds = geteuid() == 0;
 	s->timeout = cfg->cache == FUSE_CACHE_NEVER ? 0 : cfg->cache == FUSE_CACHE_ALWAYS ? 86400 : 1;
 	s->maxfds = fd_budget();
+	if (fs_dax_init(s)) {
+		snprintf(err, errlen, "virtio-fs: cannot set up the DAX window");
+		goto fail;
+	}
 	if (itable_init(s, s->rootfd, &key)) {
 		snprintf(err, errlen, "virtio-fs: out of memory");
 		goto fail;
 	}
 	return s;               /* rootfd is the root inode's now, closed with it */
 fail:
+	fs_dax_fini(s);
 	if (s->rootfd >= 0)
 		close(s->rootfd);
 	if (s->procfd >= 0)
@@ -666,6 +694,7 @@ void fuse_server_destroy(struct fuse_server *s)
 	if (!s)
 		return;
 	itable_fini(s);
+	fs_dax_fini(s);
 	close(s->procfd);
 	pthread_mutex_destroy(&s->init_mu);
 	free(s->rootpath);

@@ -17,6 +17,11 @@ struct fuse_config {
 	enum fuse_cache cache;     /* entry/attr timeouts and open flags (DIRECT_IO, KEEP_CACHE) */
 	bool xattr;                /* extended attributes (and POSIX ACLs) passed through */
 	unsigned threads;          /* hint for blocking-op concurrency; 0 = default */
+	/* The DAX window (FUSE_SETUPMAPPING maps files into it), from
+	 * fuse_dax_window_create and owned by the caller; NULL: no DAX.  dax_size is a
+	 * multiple of the host page size. */
+	void *dax_window;
+	uint64_t dax_size;
 };
 
 struct fuse_server;
@@ -50,6 +55,13 @@ size_t fuse_handle(struct fuse_server *s, const struct iovec *in, int nin,
  * for the transport: it peeks at guest memory that fuse_handle() reads again, so a guest
  * changing the request in between only changes where its own request runs. */
 #define FUSE_INLINE_IO_MAX (64 * 1024)
-bool fuse_may_block(const struct iovec *in, int nin);
+bool fuse_may_block(const struct fuse_server *s, const struct iovec *in, int nin);
+
+/* DAX windows (fs/dax.c): `size` bytes of host address space, anonymous and private with
+ * no swap reserved (unmapped parts read as zeros); NULL with errno on failure. */
+void *fuse_dax_window_create(uint64_t size);
+void fuse_dax_window_destroy(void *base, uint64_t size);
+/* Bytes of the server's window currently mapped to files (tests, diagnostics). */
+uint64_t fuse_dax_mapped(struct fuse_server *s);
 
 #endif

@@ -96,6 +96,8 @@ struct fuse_server {
 
 	atomic_uint nfds;       /* fds held for the guest (inodes, handles, lock owners) */
 	unsigned maxfds;
+
+	struct fs_dax *dax;     /* the DAX window's state, NULL without one (dax.c) */
 };
 
 /* ---- one request (fuse.c) ------------------------------------------------------------ */
@@ -127,6 +129,8 @@ union fuse_args {
 	struct fuse_lseek_in lseek;
 	struct fuse_copy_file_range_in copy;
 	struct fuse_syncfs_in syncfs;
+	struct fuse_setupmapping_in setupmapping;
+	struct fuse_removemapping_in removemapping;
 	uint8_t raw[96];
 };
 
@@ -215,6 +219,20 @@ int fs_kill_suidgid(int fd);
 int fs_lookup(struct fuse_server *s, struct fs_inode *dir, const char *name,
 	      struct fuse_entry_out *e);
 
+/* ---- DAX (dax.c) --------------------------------------------------------------------- */
+
+struct fs_dax;
+/* From the config's window (none: nothing to do); the window is cleared of mappings. */
+int fs_dax_init(struct fuse_server *s);
+void fs_dax_fini(struct fuse_server *s);
+/* Every mapping removed (DESTROY: the guest let go of them all). */
+void fs_dax_clear(struct fuse_server *s);
+/* Does [p, p+len) touch any DAX window of this process (this server's or another's)?
+ * Such memory is never memcpy'd (see dax.c). */
+bool fs_dax_overlaps(const struct fuse_server *s, const void *p, size_t len);
+/* log2 of the mapping granularity (INIT's map_alignment); 0 without a window. */
+uint64_t fs_dax_page_shift(const struct fuse_server *s);
+
 /* ---- credentials (creds.c) ----------------------------------------------------------- */
 
 struct fs_creds {
@@ -268,6 +286,8 @@ int fsop_fallocate(struct fuse_req *r);
 int fsop_lseek(struct fuse_req *r);
 int fsop_copy_file_range(struct fuse_req *r);
 int fsop_syncfs(struct fuse_req *r);
+int fsop_setupmapping(struct fuse_req *r);
+int fsop_removemapping(struct fuse_req *r);
 
 /* lock.c: a lock owner's state goes with FLUSH, or with the inode. */
 void plock_drop_owner(struct fuse_server *s, struct fs_inode *ino, uint64_t owner);

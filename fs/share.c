@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "fs/share.h"
+#include "vmm/memory.h"
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -101,6 +102,17 @@ int share_parse(const char *arg, struct share *sh, char *err, size_t errlen)
 			if (!parse_uint(val, 1, SHARE_THREADS_MAX, &sh->threads))
 				ret = fail(err, errlen, "--share '%s': threads must be 1 to %d", arg,
 					   SHARE_THREADS_MAX);
+		} else if (!strcmp(kv, "dax")) {
+			/* Linux maps the window in 2 MiB ranges (FUSE_DAX_SZ). */
+			uint64_t v;
+			if (gmem_parse_size(val, &v))
+				ret = fail(err, errlen, "--share '%s': dax must be a size, e.g. 64M or 1G",
+					   arg);
+			else if (v < SHARE_DAX_ALIGN || v > SHARE_DAX_MAX || v % SHARE_DAX_ALIGN)
+				ret = fail(err, errlen, "--share '%s': dax must be a multiple of 2M from 2M "
+					   "to %lluG", arg, (unsigned long long)(SHARE_DAX_MAX >> 30));
+			else
+				sh->dax = v;
 		} else if (!strcmp(kv, "xattr")) {
 			if (!strcmp(val, "on"))
 				sh->fuse.xattr = true;

@@ -14,10 +14,12 @@
 #include "fs/share.h"
 #include "fs/virtio_fs.h"
 #include "virtio/core.h"
+#include "vmm/vm.h"
 
 #define VFS_DEVICE_ID   26
 #define VFS_QUEUE_SIZE  1024
 #define VFS_MAX_QUEUES  (1 + SHARE_QUEUES_MAX)
+#define VFS_SHM_CACHE   0       /* the DAX window's shared-memory region id */
 
 struct __attribute__((packed)) vfs_config {
 	char tag[36];
@@ -162,7 +164,7 @@ static void request_queue(struct virtio_dev *d, uint16_t q)
 			/* Most requests take a few microseconds: answered here, they cost no
 			 * hand-off to another thread (the largest cost on the path).  What may
 			 * wait goes to the pool and holds one of its threads, not the queue. */
-			if (fuse_may_block(c->out, c->nr_out)) {
+			if (fuse_may_block(fs->srv, c->out, c->nr_out)) {
 				if (!hand_off(fs, q, c)) {
 					/* Out of memory: the chain cannot wait anywhere; fail it. */
 					virtio_queue_complete(d, q, c->head, 0);
@@ -225,6 +227,7 @@ static const struct virtio_dev_ops vfs_ops = {
 	.device_id = VFS_DEVICE_ID,
 	.features = 0,
 	.config_size = sizeof(struct vfs_config),
+	.data_in_windows = true,        /* fs/fuse.c never copies through a DAX window */
 	.config_read = vfs_config_read,
 	.activate = vfs_activate,
 	.reset = vfs_reset,
@@ -239,6 +242,17 @@ struct virtio_dev *virtio_fs_create(struct vm *vm, const struct share *sh, char 
 	}
 	fs->fuse_cfg = sh->fuse;
 	fs->fuse_cfg.path = fs->path;
+	if (sh->dax) {
+		/* Reserved once for the VM's life; the transport gives it a guest address and
+		 * one KVM memory slot, and the server maps files into it. */
+		fs->fuse_cfg.dax_window = fuse_dax_window_create(sh->dax);
+		if (!fs->fuse_cfg.dax_window) {
+			snprintf(err, errlen, "cannot reserve a %llu MiB DAX window: %s",
+				 (unsigned long long)(sh->dax >> 20), strerror(errno));
+			goto fail;
+		}
+		fs->fuse_cfg.dax_size = sh->dax;
+	}
 	fs->srv = fuse_server_create(&fs->fuse_cfg, err, errlen);
 	if (!fs->srv)
 		goto fail;
@@ -254,6 +268,17 @@ struct virtio_dev *virtio_fs_create(struct vm *vm, const struct share *sh, char 
 	if (virtio_dev_init(&fs->dev, vm, &vfs_ops, fs, 1 + sh->queues, VFS_QUEUE_SIZE)) {
 		snprintf(err, errlen, "cannot set up the virtio-fs queues");
 		goto fail;
+	}
+	if (sh->dax) {
+		struct virtio_shm *shm = &fs->dev.shm[fs->dev.nshm++];
+		shm->id = VFS_SHM_CACHE;
+		shm->w.size = sh->dax;
+		shm->w.hva = fs->fuse_cfg.dax_window;
+		/* Guest buffers in DAX-mapped files are request data, for every share. */
+		if (gmem_add_window(&vm->mem, &shm->w)) {
+			snprintf(err, errlen, "too many DAX windows (at most %d)", GMEM_MAX_WINDOWS);
+			goto fail;
+		}
 	}
 	fs->threads = calloc(fs->nthreads, sizeof(*fs->threads));
 	if (!fs->threads) {
@@ -274,6 +299,7 @@ fail:
 		if (fs->srv)
 			fuse_server_destroy(fs->srv);
 		free(fs->threads);
+		fuse_dax_window_destroy(fs->fuse_cfg.dax_window, fs->fuse_cfg.dax_size);
 		free(fs->path);
 		free(fs);
 	}

@@ -28,6 +28,8 @@ int virtio_dev_init(struct virtio_dev *d, struct vm *vm, const struct virtio_dev
 	d->mem = &vm->mem;
 	d->nqueues = nqueues;
 	d->config_vector = VIRTIO_NO_VECTOR;
+	for (int i = 0; i < VIRTIO_MAX_SHM; i++)
+		d->shm[i].slot = -1;
 	pthread_mutex_init(&d->lock, NULL);
 	for (int i = 0; i < nqueues; i++) {
 		struct virtio_queue *q = &d->q[i];
@@ -156,7 +158,31 @@ static int activate(struct virtio_dev *d)
 			return -EINVAL;
 		}
 	}
+	/* Request data may live in the VM's DAX windows: only buffers, never rings, which
+	 * virtq_init already confined to RAM. */
+	for (int i = 0; i < d->nqueues; i++)
+		d->q[i].vq.data_windows = d->ops->data_in_windows;
 	return d->ops->activate ? d->ops->activate(d) : 0;
+}
+
+int virtio_shm_place(struct virtio_dev *d, int i, uint64_t gpa)
+{
+	struct virtio_shm *shm = &d->shm[i];
+	int ret = 0;
+
+	pthread_mutex_lock(&d->lock);
+	/* Translations stop first, so no worker resolves the old address while the slot
+	 * is gone; a request the guest issues while moving its own BAR may fail. */
+	__atomic_store_n(&shm->w.gpa, 0, __ATOMIC_RELEASE);
+	if (d->vm && d->vm->vm_fd > 0)
+		ret = vm_device_slot(d->vm, &shm->slot, gpa, shm->w.size, shm->w.hva);
+	if (ret)
+		vm_log("%s: cannot map shared memory region %u at 0x%llx: %s", d->ops->name,
+		       shm->id, (unsigned long long)gpa, strerror(-ret));
+	else
+		__atomic_store_n(&shm->w.gpa, gpa, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&d->lock);
+	return ret;
 }
 
 void virtio_status_write(struct virtio_dev *d, uint8_t val)

@@ -40,6 +40,9 @@ struct virtio_dev_ops {
 	 * INDIRECT_DESC). */
 	uint64_t features;
 	uint32_t config_size;
+	/* Request buffers may lie in the VM's device-memory windows (DAX), which the device
+	 * promises never to load or store itself, only to pass to syscalls. */
+	bool data_in_windows;
 	/* Device config space; the core has checked off + len <= config_size. */
 	void (*config_read)(struct virtio_dev *d, uint32_t off, void *data, uint32_t len);
 	void (*config_write)(struct virtio_dev *d, uint32_t off, const void *data, uint32_t len);
@@ -75,11 +78,13 @@ struct virtio_queue {
 	pthread_mutex_t push_lock;
 };
 
+/* A shared-memory region (§2.10): host memory the device owns, shown to the guest at an
+ * address the transport chooses, through one KVM memory slot. */
 struct virtio_shm {
 	uint8_t id;
-	uint64_t len;              /* set by the device */
-	uint64_t gpa;              /* set by the transport when it places the region */
-	void *hva;                 /* host mapping of the region (the device's) */
+	/* w.size and w.hva set by the device; w.gpa by the transport (virtio_shm_place) */
+	struct gmem_window w;
+	int slot;                  /* KVM memory slot, -1 before the first placement */
 };
 
 struct virtio_dev {
@@ -107,6 +112,11 @@ struct virtio_dev {
 int virtio_dev_init(struct virtio_dev *d, struct vm *vm, const struct virtio_dev_ops *ops,
 		    void *priv, uint16_t nqueues, uint16_t max_size)
 	__attribute__((warn_unused_result));
+
+/* Transport: shared-memory region `i` now sits at guest address `gpa` (0: nowhere).  Its
+ * KVM memory slot follows (deleted and re-added: one slot for the whole region, whatever
+ * the device maps inside it).  Returns 0 or -errno, logged. */
+int virtio_shm_place(struct virtio_dev *d, int i, uint64_t gpa);
 
 /* Feature words as the transports expose them (32 bits at a time). */
 uint64_t virtio_offered_features(const struct virtio_dev *d);

@@ -95,10 +95,10 @@ static uint32_t reg_read(struct virtio_dev *d, struct virtio_mmio *m, uint64_t o
 	case MMIO_INT_STATUS: return __atomic_load_n(&m->isr, __ATOMIC_ACQUIRE);
 	case MMIO_STATUS: return virtio_status_read(d);
 	/* "No such region": all ones in both halves of the length (§4.2.2). */
-	case MMIO_SHM_LEN_LO: return shm ? (uint32_t)shm->len : 0xffffffff;
-	case MMIO_SHM_LEN_HI: return shm ? (uint32_t)(shm->len >> 32) : 0xffffffff;
-	case MMIO_SHM_BASE_LO: return shm ? (uint32_t)shm->gpa : 0xffffffff;
-	case MMIO_SHM_BASE_HI: return shm ? (uint32_t)(shm->gpa >> 32) : 0xffffffff;
+	case MMIO_SHM_LEN_LO: return shm ? (uint32_t)shm->w.size : 0xffffffff;
+	case MMIO_SHM_LEN_HI: return shm ? (uint32_t)(shm->w.size >> 32) : 0xffffffff;
+	case MMIO_SHM_BASE_LO: return shm ? (uint32_t)shm->w.gpa : 0xffffffff;
+	case MMIO_SHM_BASE_HI: return shm ? (uint32_t)(shm->w.gpa >> 32) : 0xffffffff;
 	case MMIO_CONFIG_GEN: return __atomic_load_n(&d->config_generation, __ATOMIC_ACQUIRE);
 	}
 	return 0;  /* write-only or reserved registers read as zero */

@@ -70,6 +70,7 @@ struct virtio_pci {
 	uint8_t isr;
 	int nvec;
 	bool ioeventfds;
+	uint64_t shm_off[VIRTIO_MAX_SHM];   /* each region's offset in BAR 2 */
 };
 
 static void vpci_signal(struct virtio_dev *d, enum virtio_irq kind, uint16_t q)
@@ -110,6 +111,12 @@ static void notify_bind(struct virtio_pci *p, uint64_t bar_addr, bool assign)
 static void vpci_bar_moved(struct pci_dev *pd, int bar, uint64_t old_addr, uint64_t new_addr)
 {
 	struct virtio_pci *p = pd->priv;
+	if (bar == SHM_BAR) {
+		/* The regions' memory slots move with the BAR. */
+		for (int i = 0; i < p->d->nshm; i++)
+			(void)virtio_shm_place(p->d, i, new_addr + p->shm_off[i]);  /* logs */
+		return;
+	}
 	if (bar != 0)
 		return;
 	notify_bind(p, old_addr, false);
@@ -298,14 +305,16 @@ int virtio_pci_attach(struct vm *vm, struct pci_bus *bus, struct virtio_dev *d)
 		ret = add_cap(pd, CAP_ISR, 0, 0, ISR_OFF, 1, NULL, 0);
 	if (!ret && d->ops->config_size)
 		ret = add_cap(pd, CAP_DEVICE, 0, 0, DEVICE_OFF, d->ops->config_size, NULL, 0);
-	uint64_t shm_off[VIRTIO_MAX_SHM];
+	uint64_t *shm_off = p->shm_off;
 	if (!ret && d->nshm) {
-		/* All regions share BAR 2, one after another, each naturally aligned (lengths
-		 * are powers of two: the devices' window sizes). */
+		/* All regions share BAR 2, one after another, each aligned to its length rounded
+		 * up to a power of two (a DAX window is any multiple of 2 MiB). */
 		uint64_t off = 0, total = 0;
 		for (int i = 0; i < d->nshm; i++) {
-			uint64_t len = d->shm[i].len;
-			off = (total + len - 1) & ~(len - 1);
+			uint64_t len = d->shm[i].w.size, align = 1;
+			while (align < len)
+				align <<= 1;
+			off = (total + align - 1) & ~(align - 1);
 			shm_off[i] = off;
 			uint32_t hi[2] = { (uint32_t)(off >> 32), (uint32_t)(len >> 32) };
 			ret = ret ? ret : add_cap(pd, CAP_SHM, SHM_BAR, d->shm[i].id, off, len, hi, sizeof(hi));
@@ -325,9 +334,12 @@ int virtio_pci_attach(struct vm *vm, struct pci_bus *bus, struct virtio_dev *d)
 	ret = pci_add(bus, pd);
 	if (ret < 0)
 		goto fail;
-	/* Shared-memory regions live where their BAR landed. */
-	for (int i = 0; i < d->nshm; i++)
-		d->shm[i].gpa = pd->bars[SHM_BAR].addr + shm_off[i];
+	/* Shared-memory regions live where their BAR landed (and follow it, bar_moved). */
+	for (int i = 0; i < d->nshm; i++) {
+		ret = virtio_shm_place(d, i, pd->bars[SHM_BAR].addr + shm_off[i]);
+		if (ret)
+			return ret;
+	}
 	notify_bind(p, pd->bars[0].addr, true);
 	return 0;
 fail:

@@ -130,6 +130,8 @@ static enum virtq_chain_err walk_chain(const struct virtq *q, struct virtq_chain
 		/* len 0 is checked as one byte by gmem_ptr: an empty segment still has to name
 		 * guest RAM, so a bogus address is reported rather than silently passed on. */
 		void *hva = gmem_ptr(q->mem, d.addr, d.len);
+		if (!hva && q->data_windows)
+			hva = gmem_windows_ptr(q->mem, d.addr, d.len);
 		if (!hva)
 			return VIRTQ_ERR_RANGE;
 		struct iovec seg = { .iov_base = hva, .iov_len = d.len };

@@ -44,6 +44,10 @@ struct virtq {
 	uint16_t size;                 /* power of two, 1..VIRTQ_MAX_SIZE */
 	bool event_idx;                /* VIRTIO_F_EVENT_IDX negotiated */
 	bool indirect;                 /* VIRTIO_F_RING_INDIRECT_DESC negotiated */
+	/* Chain segments (never rings or indirect tables) may also point into mem's windows;
+	 * the device must then never memcpy such a segment (see struct gmem_window).  Set by
+	 * the caller after virtq_init. */
+	bool data_windows;
 	/* host views of the three areas, validated once by virtq_init */
 	volatile uint8_t *desc, *avail, *used;
 	/* device-private state: never read back from guest memory */

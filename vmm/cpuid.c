@@ -7,6 +7,9 @@
 #define CPUID_1_ECX_TSC_DEADLINE (1u << 24)
 #define CPUID_1_ECX_HYPERVISOR   (1u << 31)
 #define CPUID_1_EDX_HTT          (1u << 28)
+#define KVM_CPUID_FEATURES       0x40000001
+/* KVM_FEATURE_ASYNC_PF, _ASYNC_PF_VMEXIT, _ASYNC_PF_INT */
+#define KVM_FEATURES_ASYNC_PF    ((1u << 4) | (1u << 10) | (1u << 14))
 
 static unsigned bits_for(unsigned n)
 {
@@ -72,4 +75,13 @@ void cpuid_patch(struct kvm_cpuid2 *c, int id, int ncpus, bool tsc_deadline)
 			break;
 		}
 	}
+}
+
+/* A guest that enabled paravirtual async page faults would make KVM queue a fault it
+ * cannot serve, report it "ready", and take it again, forever. */
+void cpuid_no_async_pf(struct kvm_cpuid2 *c)
+{
+	for (unsigned i = 0; i < c->nent; i++)
+		if (c->entries[i].function == KVM_CPUID_FEATURES)
+			c->entries[i].eax &= ~KVM_FEATURES_ASYNC_PF;
 }

@@ -140,6 +140,19 @@ int vm_create(struct vm *vm, int ncpus, uint64_t ram)
 		return ret;
 	}
 
+	if (vm->sync_faults) {
+		/* kvm_can_do_async_pf() declines when HLT is not intercepted and the guest
+		 * takes no paravirtual async faults (cpuid_no_async_pf): every fault is then
+		 * served, or failed, on the spot.  Must precede the vCPUs. */
+		struct kvm_enable_cap cap = { .cap = KVM_CAP_X86_DISABLE_EXITS,
+					      .args[0] = KVM_X86_DISABLE_EXITS_HLT };
+		int have = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_DISABLE_EXITS);
+		if (have < 0 || !(have & KVM_X86_DISABLE_EXITS_HLT) ||
+		    ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0)
+			vm_log("this KVM keeps HLT exits: a guest touching a DAX mapping of a "
+			       "truncated host file will hang instead of stopping");
+	}
+
 	ret = gmem_init(&vm->mem, ram);
 	if (ret) {
 		vm_log("cannot reserve %llu MiB of guest memory: %s",
@@ -165,6 +178,32 @@ int vm_create(struct vm *vm, int ncpus, uint64_t ram)
 		return -EIO;
 	}
 	return vcpu_create_all(vm);
+}
+
+int vm_device_slot(struct vm *vm, int *slot, uint64_t gpa, uint64_t size, void *hva)
+{
+	if (*slot < 0) {
+		if (!gpa)
+			return 0;
+		/* Above every RAM slot vm_create used. */
+		if (vm->next_slot < GMEM_MAX_REGIONS)
+			vm->next_slot = GMEM_MAX_REGIONS;
+		*slot = vm->next_slot++;
+	} else {
+		struct kvm_userspace_memory_region del = { .slot = *slot };
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &del) < 0)
+			return -errno;
+	}
+	if (!gpa)
+		return 0;
+	struct kvm_userspace_memory_region r = {
+		.slot = *slot, .guest_phys_addr = gpa, .memory_size = size,
+		.userspace_addr = (uintptr_t)hva,
+	};
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+		return -errno;
+	__atomic_store_n(&vm->device_memory, true, __ATOMIC_RELEASE);
+	return 0;
 }
 
 void vm_irq_line(struct vm *vm, int gsi, int level)

@@ -147,6 +147,11 @@ int launch_run(const struct launch *l)
 	static struct vm vm;
 	if (vm_open_kvm(&vm))
 		exit(VM_EXIT_ERROR);
+	/* A DAX window's pages can vanish under the guest (host truncation): synchronous
+	 * faults make that a failed KVM_RUN instead of an endless async page fault loop. */
+	for (int i = 0; i < l->nshares; i++)
+		if (l->shares[i].dax)
+			vm.sync_faults = true;
 	if (l->cpus > vm.max_cpus)
 		die("--cpus %ld is more than this KVM allows (%d)", l->cpus, vm.max_cpus);
 	if (vm_create(&vm, l->cpus, l->mem))

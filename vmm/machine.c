@@ -50,6 +50,7 @@ int machine_init(struct machine *m, struct vm *vm, enum machine_transport t)
 	m->pci->mem64_size = MACHINE_PCI_MEM64_SIZE;
 	m->pci->ecam_base = MACHINE_PCI_ECAM_BASE;
 	m->pci->intx_gsi_base = MACHINE_PCI_INTX_GSI;
+	m->shm_next = m->pci->mem64_base + m->pci->mem64_size;
 	ret = pci_bus_attach(m->pci, &vm->pio, &vm->mmio);
 	if (ret)
 		vm_log("cannot attach the PCI host bridge: %s", strerror(-ret));
@@ -63,11 +64,18 @@ int machine_add_virtio(struct machine *m, struct virtio_dev *d)
 		return -ENOSPC;
 	}
 	int i = m->nvirtio, ret;
-	if (m->transport == TRANSPORT_PCI)
+	if (m->transport == TRANSPORT_PCI) {
 		ret = virtio_pci_attach(m->vm, m->pci, d);
-	else
+	} else {
 		ret = virtio_mmio_attach(m->vm, d, MACHINE_VIRTIO_MMIO_BASE + i * MACHINE_VIRTIO_MMIO_STEP,
 					 mmio_gsi[i]);
+		/* Shared memory at fixed addresses past the PCI window; the SHM registers tell
+		 * the driver where. */
+		for (int s = 0; !ret && s < d->nshm; s++) {
+			ret = virtio_shm_place(d, s, m->shm_next);
+			m->shm_next += (d->shm[s].w.size + MACHINE_SHM_ALIGN - 1) & ~(MACHINE_SHM_ALIGN - 1);
+		}
+	}
 	if (ret) {
 		vm_log("cannot attach %s: %s", d->ops->name, strerror(-ret));
 		return ret;

@@ -13,7 +13,10 @@ struct virtio_dev;
  *   0xD000_0000           virtio-mmio devices, one 4 KiB page each
  *   0xE000_0000    1 MiB  PCI ECAM (bus 0)
  *   0xFEC0_0000           IOAPIC;  0xFEE0_0000 local APICs
- * and above RAM, from 64 GiB (or the next GiB past RAM), the 64-bit PCI window. */
+ * and above RAM, from 64 GiB (or the next GiB past RAM), the 64-bit PCI window; right
+ * after it, on the MMIO transport, the devices' shared-memory regions (virtio-fs DAX
+ * windows), each 1 GiB-aligned.  Neither is RAM: the e820 map and ACPI leave the
+ * regions out (the PCI window is the host bridge's _CRS, so they stay out of it). */
 #define MACHINE_PCI_MEM32_BASE   0xC0000000ULL
 #define MACHINE_PCI_MEM32_SIZE   0x10000000ULL
 #define MACHINE_VIRTIO_MMIO_BASE 0xD0000000ULL
@@ -24,6 +27,7 @@ struct virtio_dev;
 /* PCI INTx: slot s, pin p -> GSI 20 + (s + p) % 4, level-triggered. */
 #define MACHINE_PCI_INTX_GSI     20
 #define MACHINE_MAX_VIRTIO       12
+#define MACHINE_SHM_ALIGN        (1ULL << 30)
 
 enum machine_transport { TRANSPORT_PCI, TRANSPORT_MMIO };
 
@@ -33,6 +37,7 @@ struct machine {
 	struct pci_bus *pci;
 	int nvirtio;
 	struct virtio_dev *virtio[MACHINE_MAX_VIRTIO];
+	uint64_t shm_next;          /* MMIO: where the next shared-memory region goes */
 };
 
 /* Interrupt routing and, for TRANSPORT_PCI, the host bridge. */

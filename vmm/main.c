@@ -61,13 +61,17 @@ static void usage(FILE *f)
 		"  --no-kernel-cache  boot the bzImage as is (default: its kernel is decompressed once\n"
 		"                  on the host, cached in ~/.cache/minivmm/kernels and loaded directly)\n"
 		"  --share tag=NAME,path=DIR[,ro][,cache=never|auto|always][,queues=N][,threads=N][,xattr=on|off]\n"
+		"          [,dax=SIZE]\n"
 		"                  share DIR with the guest over virtio-fs (repeatable); the guest\n"
-		"                  image mounts it at /mnt/NAME\n"
+		"                  image mounts it at /mnt/NAME.  dax=SIZE (a multiple of 2M, e.g. 1G):\n"
+		"                  a window of SIZE through which file data is mapped into the guest\n"
+		"                  (mounted -o dax; no guest page cache for file data)\n"
 		"  --help          this text;  --version  the version\n"
 		"\n"
 		"Exit status: the command's (0-255) or 0 when the guest powers off; 1 bad input or\n"
-		"start-up failure; 123 guest reboot/reset (incl. panic); 125 guest crash (triple fault,\n"
-		"KVM error); 130 Ctrl-A x typed on the console.\n");
+		"start-up failure; 122 the guest touched a DAX mapping of a host file past its end (the\n"
+		"file was truncated on the host); 123 guest reboot/reset (incl. panic); 125 guest crash\n"
+		"(triple fault, KVM error); 130 Ctrl-A x typed on the console.\n");
 }
 
 static void parse_args(int argc, char **argv, struct opts *o)
@@ -206,7 +210,8 @@ int main(int argc, char **argv)
 	int n = snprintf(cmdline, sizeof(cmdline), "%s%s", DEFAULT_CMDLINE, o.cmd ? CMD_CMDLINE : "");
 	/* The guest image mounts each share at /mnt/TAG. */
 	for (int i = 0; i < o.nshares && n < (int)sizeof(cmdline); i++)
-		n += snprintf(cmdline + n, sizeof(cmdline) - n, " minivmm.share=%s", o.shares[i].tag);
+		n += snprintf(cmdline + n, sizeof(cmdline) - n, " minivmm.share=%s%s", o.shares[i].tag,
+			      o.shares[i].dax ? ":dax" : "");
 	if (o.cmdline && n < (int)sizeof(cmdline))
 		n += snprintf(cmdline + n, sizeof(cmdline) - n, " %s", o.cmdline);
 	if (n >= (int)sizeof(cmdline))

@@ -48,6 +48,36 @@ void *gmem_ptr(const struct gmem *m, uint64_t gpa, uint64_t len)
 	return NULL;
 }
 
+void *gmem_window_ptr(const struct gmem_window *w, uint64_t gpa, uint64_t len)
+{
+	if (!w)
+		return NULL;
+	uint64_t base = __atomic_load_n(&w->gpa, __ATOMIC_ACQUIRE);
+	if (len == 0)
+		len = 1;
+	if (!base || gpa < base || gpa - base >= w->size || len > w->size - (gpa - base))
+		return NULL;
+	return w->hva + (gpa - base);
+}
+
+int gmem_add_window(struct gmem *m, const struct gmem_window *w)
+{
+	if (m->nwin == GMEM_MAX_WINDOWS)
+		return -ENOSPC;
+	m->win[m->nwin++] = w;
+	return 0;
+}
+
+void *gmem_windows_ptr(const struct gmem *m, uint64_t gpa, uint64_t len)
+{
+	for (int i = 0; i < m->nwin; i++) {
+		void *p = gmem_window_ptr(m->win[i], gpa, len);
+		if (p)
+			return p;
+	}
+	return NULL;
+}
+
 uint64_t gmem_low_end(const struct gmem *m)
 {
 	return m->n ? m->r[0].size : 0;

@@ -99,6 +99,8 @@ static int vcpu_create(struct vm *vm, struct vcpu *v, int id)
 		return -ENOMEM;
 	memcpy(c, vm->cpuid, sz);
 	cpuid_patch(c, id, vm->ncpus, vm->tsc_deadline);
+	if (vm->sync_faults)
+		cpuid_no_async_pf(c);
 	ret = ioctl(v->fd, KVM_SET_CPUID2, c) < 0 ? -errno : 0;
 	free(c);
 	if (ret) {
@@ -258,6 +260,17 @@ static void *vcpu_thread(void *arg)
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
+			/* KVM could not fault in a page of a memory slot.  RAM is anonymous and
+			 * cannot fail this way; a DAX window's file pages can, once the host file
+			 * shrank below a live mapping (the fault is SIGBUS for a host process;
+			 * Linux 6.1 KVM turns it into -EFAULT without telling where, provided the
+			 * fault is handled synchronously: vm->sync_faults). */
+			if (errno == EFAULT && __atomic_load_n(&v->vm->device_memory, __ATOMIC_ACQUIRE)) {
+				vm_log("guest accessed a DAX mapping of a host file past its end "
+				       "(file truncated on the host?); stopping the guest");
+				vm_stop(v->vm, VM_EXIT_DAX);
+				break;
+			}
 			vm_log("KVM_RUN on vCPU %d failed: %s", v->id, strerror(errno));
 			vm_stop(v->vm, VM_EXIT_CRASH);
 			break;

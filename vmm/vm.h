@@ -16,6 +16,7 @@ struct irq_router;
 #define VM_EXIT_ERROR   1    /* bad input or start-up failure, before the guest runs */
 #define VM_EXIT_RESET   123  /* the guest rebooted or reset (also: a panic with panic=-1) */
 #define VM_EXIT_TIMEOUT 124  /* minivmm run --timeout expired */
+#define VM_EXIT_DAX     122  /* the guest touched a DAX mapping of a host file past its end */
 #define VM_EXIT_CRASH   125  /* triple fault, KVM internal error, failed VM entry */
 
 /* Fixed x86 addresses. */
@@ -43,6 +44,14 @@ struct vm {
 	long run_size;
 	struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID, patched per vCPU */
 	struct irq_router *irq;   /* GSI routing and irqfds (vmm/irq.c) */
+	/* Set before vm_create when device memory may fail to fault in (DAX windows): KVM
+	 * then handles guest faults synchronously, so KVM_RUN fails with EFAULT where it
+	 * would otherwise retry an asynchronous page fault forever (Linux 6.1 does, for a
+	 * file page past EOF).  Costs: HLT exits off (an idle vCPU does not leave guest
+	 * mode) and no paravirtual async page faults. */
+	bool sync_faults;
+	int next_slot;            /* next free KVM memory slot for device memory */
+	bool device_memory;       /* some device memory slot exists (DAX windows) */
 
 	pthread_mutex_t lock;
 	pthread_cond_t stopped_cond;
@@ -55,6 +64,11 @@ struct vm {
 int vm_open_kvm(struct vm *vm) __attribute__((warn_unused_result));
 /* Create the VM with `ncpus` vCPUs (not yet running) and `ram` bytes of RAM. */
 int vm_create(struct vm *vm, int ncpus, uint64_t ram) __attribute__((warn_unused_result));
+/* A KVM memory slot for device memory (a virtio shared-memory window): `*slot` < 0
+ * allocates a slot number, otherwise the existing slot is deleted first; `gpa` 0 only
+ * deletes.  `hva` must stay mapped (its pages may be replaced) for the VM's life. */
+int vm_device_slot(struct vm *vm, int *slot, uint64_t gpa, uint64_t size, void *hva)
+	__attribute__((warn_unused_result));
 /* Level-triggered interrupt line into the in-kernel PIC/IOAPIC. */
 void vm_irq_line(struct vm *vm, int gsi, int level);
 /* Bind eventfd `fd` to guest writes of `len` bytes at `addr` (MMIO, or port I/O when
@@ -78,6 +92,8 @@ int vcpu_start_all(struct vm *vm) __attribute__((warn_unused_result));
 
 /* cpuid.c: patch `c` (a copy of the supported list) for vCPU `id` of `ncpus`. */
 void cpuid_patch(struct kvm_cpuid2 *c, int id, int ncpus, bool tsc_deadline);
+/* Hide KVM's asynchronous page faults from the guest (vm->sync_faults). */
+void cpuid_no_async_pf(struct kvm_cpuid2 *c);
 
 /* One line on stderr, "minivmm: ...".  For start-up errors and guest-caused events. */
 void vm_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

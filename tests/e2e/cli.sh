@@ -82,5 +82,8 @@ fi
 out=$("$M" --help); rc=$?
 expect_eq "--help exits 0" 0 "$rc"
 expect_match "--help shows usage" "^usage: minivmm --kernel" "$out"
+expect_match "--help documents dax=" "dax=SIZE" "$out"
+expect_match "--help documents exit status 122" "122 the guest touched a DAX mapping" "$out"
+bad "--share: dax not whole 2 MiB ranges" "dax must be a multiple of 2M" --kernel "$K" --share tag=t,path=/tmp,dax=5M
 expect_match "--version" "^minivmm [0-9]+\.[0-9]+\.[0-9]+$" "$("$M" --version)"
 finish

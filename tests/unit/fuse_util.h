@@ -25,6 +25,9 @@ struct fx {
 	unsigned split;         /* 0: rotate patterns; n: always pattern n-1 */
 	uint32_t uid, gid;      /* put in request headers */
 	uint32_t init_flags;    /* what INIT negotiated */
+	uint16_t map_alignment; /* INIT's map_alignment */
+	uint8_t *dax;           /* the DAX window (fx_start_dax), else NULL */
+	uint64_t dax_size;
 };
 
 extern struct fx fx;
@@ -32,6 +35,8 @@ extern struct fx fx;
 /* Make the directories and the server; `init` sends INIT offering every flag. */
 void fx_start(bool ro, enum fuse_cache cache, bool xattr, bool init);
 void fx_setup(void);            /* rw, cache=auto, xattr on, initialised */
+/* Like fx_start(ro, auto, xattr on, initialised) with a DAX window of `size` bytes. */
+void fx_start_dax(bool ro, uint64_t size);
 void fx_setup_ro(void);
 void fx_setup_noinit(void);
 void fx_teardown(void);

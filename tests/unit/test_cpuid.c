@@ -151,3 +151,20 @@ Test(cpuid, other_leaves_untouched)
 	cr_assert_eq(memcmp(leaf(c, 0, 0), &template[0], sizeof(template[0])), 0);
 	free(c);
 }
+
+/* With a DAX window the guest must not take async page faults (bits 4, 10, 14 of the KVM
+ * features leaf); every other feature bit and leaf stays. */
+Test(cpuid, no_async_pf_clears_only_those_bits)
+{
+	struct kvm_cpuid2 *c = malloc(sizeof(*c) + sizeof(template) + sizeof(c->entries[0]));
+	cr_assert(c);
+	c->nent = NENT + 1;
+	memcpy(c->entries, template, sizeof(template));
+	c->entries[NENT] = (struct kvm_cpuid_entry2){ .function = 0x40000001, .eax = 0x01ffffff,
+						      .edx = 0x5 };
+	cpuid_no_async_pf(c);
+	cr_assert_eq(leaf(c, 0x40000001, 0)->eax, 0x01ffffffu & ~((1u << 4) | (1u << 10) | (1u << 14)));
+	cr_assert_eq(leaf(c, 0x40000001, 0)->edx, 0x5);
+	cr_assert_eq(memcmp(c->entries, template, sizeof(template)), 0, "other leaves untouched");
+	free(c);
+}

@@ -32,10 +32,13 @@ static const char *fx_base(void)
 	return "/work/main/build";
 }
 
+static uint64_t fx_dax_next;    /* window size for the next fx_start */
+
 void fx_start(bool ro, enum fuse_cache cache, bool xattr, bool init)
 {
 	char base[PATH_MAX], tmpl[600];
 	char err[256] = "";
+	uint64_t dax_size = fx_dax_next;
 	struct fuse_config cfg;
 	int fd;
 
@@ -61,16 +64,30 @@ void fx_start(bool ro, enum fuse_cache cache, bool xattr, bool init)
 	cfg.readonly = ro;
 	cfg.cache = cache;
 	cfg.xattr = xattr;
+	fx_dax_next = 0;
+	if (dax_size) {
+		fx.dax = fuse_dax_window_create(dax_size);
+		cr_assert_not_null(fx.dax, "cannot reserve a DAX window");
+		fx.dax_size = dax_size;
+		cfg.dax_window = fx.dax;
+		cfg.dax_size = dax_size;
+	}
 	fx.s = fuse_server_create(&cfg, err, sizeof(err));
 	cr_assert_not_null(fx.s, "fuse_server_create: %s", err);
 	if (init) {
 		struct fuse_init_out o;
 		cr_assert_eq(fx_init(7, 38, FX_ALL_FLAGS, &o), 0);
 		fx.init_flags = o.flags;
+		fx.map_alignment = o.map_alignment;
 	}
 }
 
 void fx_setup(void) { fx_start(false, FUSE_CACHE_AUTO, true, true); }
+void fx_start_dax(bool ro, uint64_t size)
+{
+	fx_dax_next = size;
+	fx_start(ro, FUSE_CACHE_AUTO, true, true);
+}
 void fx_setup_ro(void) { fx_start(true, FUSE_CACHE_AUTO, true, true); }
 void fx_setup_noinit(void) { fx_start(false, FUSE_CACHE_AUTO, true, false); }
 
@@ -84,6 +101,8 @@ void fx_teardown(void)
 	if (fx.s)
 		fuse_server_destroy(fx.s);
 	fx.s = NULL;
+	fuse_dax_window_destroy(fx.dax, fx.dax_size);
+	fx.dax = NULL;
 	if (fx.dir[0])
 		nftw(fx.dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }

@@ -82,3 +82,30 @@ Test(share, mistakes)
 	bad("tag=t,path=/tmp,rw", "'rw' needs a value");
 	bad("tag=t,path", "'path' needs a value");
 }
+
+Test(share, dax_window_sizes)
+{
+	static const struct { const char *v; uint64_t bytes; } ok[] = {
+		{ "2M", 2ULL << 20 }, { "64M", 64ULL << 20 }, { "1G", 1ULL << 30 },
+		{ "16G", 16ULL << 30 }, { "6", 6ULL << 20 }, { "4096K", 4ULL << 20 },
+	};
+	struct share sh;
+	char arg[64];
+	cr_assert_eq(share_parse("tag=t,path=/tmp", &sh, err, sizeof(err)), 0);
+	cr_assert_eq(sh.dax, 0, "no DAX unless asked");
+	share_free(&sh);
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		snprintf(arg, sizeof(arg), "tag=t,path=/tmp,dax=%s", ok[i].v);
+		cr_assert_eq(share_parse(arg, &sh, err, sizeof(err)), 0, "%s: %s", arg, err);
+		cr_assert_eq(sh.dax, ok[i].bytes, "%s", arg);
+		share_free(&sh);
+	}
+	bad("tag=t,path=/tmp,dax=1M", "dax must be a multiple of 2M from 2M to 16G");
+	bad("tag=t,path=/tmp,dax=3M", "dax must be a multiple of 2M");
+	bad("tag=t,path=/tmp,dax=0", "dax must be a multiple of 2M");
+	bad("tag=t,path=/tmp,dax=17G", "dax must be a multiple of 2M from 2M to 16G");
+	bad("tag=t,path=/tmp,dax=2097153B", "dax must be a multiple of 2M");
+	bad("tag=t,path=/tmp,dax=lots", "dax must be a size");
+	bad("tag=t,path=/tmp,dax=-2M", "dax must be a size");
+	bad("tag=t,path=/tmp,dax=99999999999999999999G", "dax must be a size");
+}

@@ -459,8 +459,8 @@ Test(virtio_mmio, shm_regions)
 	cr_assert_eq(rd(R_SHMLEN), 0xffffffff);
 	cr_assert_eq(rd(R_SHMLEN + 4), 0xffffffff);
 	dev.nshm = 2;
-	dev.shm[0] = (struct virtio_shm){ .id = 1, .len = 0x200000000ULL, .gpa = 0x4000000000ULL };
-	dev.shm[1] = (struct virtio_shm){ .id = 5, .len = 0x1000, .gpa = 0x123456789000ULL };
+	dev.shm[0] = (struct virtio_shm){ .id = 1, .w = { .size = 0x200000000ULL, .gpa = 0x4000000000ULL } };
+	dev.shm[1] = (struct virtio_shm){ .id = 5, .w = { .size = 0x1000, .gpa = 0x123456789000ULL } };
 	wr(R_SHMSEL, 5);
 	cr_assert_eq(rd(R_SHMLEN), 0x1000);
 	cr_assert_eq(rd(R_SHMLEN + 4), 0);
@@ -861,4 +861,54 @@ Test(virtio_rng, worker_chain_buffer_freed_on_reset)
 	else
 		cr_assert_lt(mallinfo2().uordblks - before, 4 * sizeof(struct virtq_chain),
 			     "%zu bytes leaked over 8 resets", mallinfo2().uordblks - before);
+}
+
+/* A shared-memory region (a DAX window of 6 MiB: not a power of two) gets BAR 2, 64-bit
+ * and prefetchable, a capability naming it, and its guest address follows the BAR when the
+ * guest moves it (with a VM, its KVM slot moves along; here there is none). */
+Test(virtio_pci, shm_region_follows_bar2)
+{
+	struct virtio_dev *r = virtio_rng_create(&vm);
+	cr_assert_not_null(r);
+	r->nshm = 1;
+	r->shm[0].id = 0;
+	r->shm[0].w.size = 6ULL << 20;
+	cr_assert_eq(virtio_pci_attach(NULL, &bus, r), 0);
+	slot = 2;
+	uint16_t cmd = 0x0002;
+	pci_cfg_rw(&bus, slot, 0, 0x04, &cmd, 2, true);
+	uint8_t shm_cap = 0;
+	for (uint8_t p = (uint8_t)cfg(0x34, 1); p; p = (uint8_t)cfg(p + 1, 1))
+		if (cfg(p, 1) == 0x09 && cfg(p + 3, 1) == 8)
+			shm_cap = p;
+	cr_assert_neq(shm_cap, 0, "no shared-memory capability");
+	cr_assert_eq(cfg(shm_cap + 4, 1), 2, "in BAR 2");
+	cr_assert_eq(cfg(shm_cap + 5, 1), 0, "region id 0");
+	uint64_t off = cfg(shm_cap + 8, 4) | (uint64_t)cfg(shm_cap + 16, 4) << 32;
+	uint64_t len = cfg(shm_cap + 12, 4) | (uint64_t)cfg(shm_cap + 20, 4) << 32;
+	cr_assert_eq(len, 6ULL << 20);
+	cr_assert_eq(cfg(0x18, 4) & 0xf, 0xc, "64-bit prefetchable memory BAR");
+	uint64_t bar2 = (cfg(0x18, 4) & ~0xfULL) | (uint64_t)cfg(0x1c, 4) << 32;
+	cr_assert_eq(bar2 % (8ULL << 20), 0, "BAR 2 naturally aligned to its 8 MiB size");
+	cr_assert_eq(r->shm[0].w.gpa, bar2 + off);
+	/* Size it like Linux does: all ones, read back, restore. */
+	uint32_t ones = 0xffffffff, lo, hi;
+	pci_cfg_rw(&bus, slot, 0, 0x18, &ones, 4, true);
+	pci_cfg_rw(&bus, slot, 0, 0x1c, &ones, 4, true);
+	lo = cfg(0x18, 4);
+	hi = cfg(0x1c, 4);
+	cr_assert_eq(~(((uint64_t)hi << 32) | (lo & ~0xfULL)) + 1, 8ULL << 20);
+	/* The guest moves the BAR. */
+	uint64_t to = bus.mem64_base + 0x20000000ULL;
+	lo = (uint32_t)to;
+	hi = (uint32_t)(to >> 32);
+	pci_cfg_rw(&bus, slot, 0, 0x18, &lo, 4, true);
+	pci_cfg_rw(&bus, slot, 0, 0x1c, &hi, 4, true);
+	cr_assert_eq(r->shm[0].w.gpa, to + off, "the region moved with BAR 2");
+	for (int i = 0; i < r->nqueues; i++)
+		close(r->q[i].kick_fd);
+	bus.devs[2] = NULL;
+	free(r->transport);
+	free(r);
+	slot = 1;
 }

@@ -800,3 +800,87 @@ Test(virtq_copy, strerror_names_every_error)
 			cr_assert_str_neq(s, virtq_strerror((enum virtq_chain_err)f));
 	}
 }
+
+/* ---- a data window (virtio-fs DAX) --------------------------------------------------- */
+
+#define WIN_GPA  0x1000000000ULL
+#define WIN_SIZE 0x10000ULL
+static uint8_t winmem[WIN_SIZE];
+static struct gmem_window win = { WIN_GPA, WIN_SIZE, winmem };
+
+TestSuite(virtq_window, .init = vq_init, .fini = vq_fini);
+
+/* A buffer in the window is a segment like any other when the queue allows it. */
+Test(virtq_window, data_segment_in_the_window)
+{
+	static uint8_t other[0x1000];
+	static struct gmem_window win2 = { WIN_GPA + 0x100000, sizeof(other), other };
+	cr_assert_eq(gmem_add_window(&mk.m, &win2), 0);
+	cr_assert_eq(gmem_add_window(&mk.m, &win), 0);
+	mock_queue(&mk, &q, 8, false, true);
+	q.data_windows = true;
+	struct mseg s[3] = { mock_buf(&mk, 40, false), mock_buf(&mk, 16, true),
+			     { WIN_GPA + 0x2000, 0x1000, true } };
+	uint16_t head = mock_add_chain(&mk, s, 3);
+	cr_assert_eq(pop_err(head), VIRTQ_OK);
+	cr_assert_eq(c.nr_in, 2);
+	cr_assert_eq(c.in[1].iov_base, winmem + 0x2000);
+	cr_assert_eq(c.in[1].iov_len, 0x1000);
+	/* The same in an indirect table (the table itself in RAM). */
+	head = mock_add_indirect(&mk, s, 3);
+	cr_assert_eq(pop_err(head), VIRTQ_OK);
+	cr_assert_eq(c.in[1].iov_base, winmem + 0x2000);
+	/* The window's last byte, and one past it. */
+	struct mseg last = { WIN_GPA + WIN_SIZE - 1, 1, true };
+	cr_assert_eq(pop_err(mock_add_chain(&mk, &last, 1)), VIRTQ_OK);
+	struct mseg over = { WIN_GPA + WIN_SIZE - 1, 2, true };
+	assert_chain_err(mock_add_chain(&mk, &over, 1), VIRTQ_ERR_RANGE);
+	/* Any registered window: the second one too. */
+	struct mseg in2 = { WIN_GPA + 0x100010, 0x10, true };
+	cr_assert_eq(pop_err(mock_add_chain(&mk, &in2, 1)), VIRTQ_OK);
+	cr_assert_eq(c.in[0].iov_base, other + 0x10);
+}
+
+Test(virtq_window, only_when_the_queue_has_one_and_it_is_placed)
+{
+	cr_assert_eq(gmem_add_window(&mk.m, &win), 0);
+	mock_queue(&mk, &q, 8, false, false);
+	struct mseg s = { WIN_GPA, 64, true };
+	assert_chain_err(mock_add_chain(&mk, &s, 1), VIRTQ_ERR_RANGE);   /* not allowed */
+	mock_teardown(&mk);
+	mock_setup(&mk);
+	static struct gmem_window nowhere = { 0, WIN_SIZE, winmem };
+	cr_assert_eq(gmem_add_window(&mk.m, &nowhere), 0);
+	mock_queue(&mk, &q, 8, false, false);
+	q.data_windows = true;
+	struct mseg low = { 0x10, 64, true };   /* would be inside a window at gpa 0 */
+	cr_assert_eq(pop_err(mock_add_chain(&mk, &low, 1)), VIRTQ_OK, "RAM as usual");
+	cr_assert_neq(c.in[0].iov_base, winmem + 0x10);
+	assert_chain_err(mock_add_chain(&mk, &s, 1), VIRTQ_ERR_RANGE);
+}
+
+/* Rings and indirect tables are read by the VMM itself: never from the window. */
+Test(virtq_window, rings_and_tables_never_in_the_window)
+{
+	cr_assert_eq(gmem_add_window(&mk.m, &win), 0);
+	mock_queue(&mk, &q, 8, false, true);
+	q.data_windows = true;
+	cr_assert_eq(virtq_init(&q, &mk.m, 8, WIN_GPA, MOCK_AVAIL_GPA, MOCK_USED_GPA, false, true),
+		     -EINVAL);
+	cr_assert_eq(virtq_init(&q, &mk.m, 8, MOCK_DESC_GPA, MOCK_AVAIL_GPA, WIN_GPA, false, true),
+		     -EINVAL);
+	mock_queue(&mk, &q, 8, false, true);
+	q.data_windows = true;
+	/* A valid-looking indirect table placed in the window. */
+	uint64_t addr = MOCK_HEAP_GPA;
+	uint32_t len = 16;
+	uint16_t flags = D_WRITE, next = 0;
+	memcpy(winmem, &addr, 8);
+	memcpy(winmem + 8, &len, 4);
+	memcpy(winmem + 12, &flags, 2);
+	memcpy(winmem + 14, &next, 2);
+	mock_desc(&mk, 0, WIN_GPA, 16, D_INDIRECT, 0);
+	mk.next_desc = 1;
+	mock_publish(&mk, 0);
+	assert_chain_err(0, VIRTQ_ERR_INDIRECT);
+}
