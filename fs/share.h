@@ -14,6 +14,7 @@
 /* DAX window sizes: whole 2 MiB ranges (what Linux maps at a time), and small enough that
  * a few fit the 64 GiB PCI window as 64-bit BARs. */
 #define SHARE_DAX_ALIGN  (2ULL << 20)
+#define SHARE_DAX_MIN    (8ULL << 20)
 #define SHARE_DAX_MAX    (16ULL << 30)
 
 struct share {

@@ -63,7 +63,7 @@ static void usage(FILE *f)
 		"  --share tag=NAME,path=DIR[,ro][,cache=never|auto|always][,queues=N][,threads=N][,xattr=on|off]\n"
 		"          [,dax=SIZE]\n"
 		"                  share DIR with the guest over virtio-fs (repeatable); the guest\n"
-		"                  image mounts it at /mnt/NAME.  dax=SIZE (a multiple of 2M, e.g. 1G):\n"
+		"                  image mounts it at /mnt/NAME.  dax=SIZE (a multiple of 2M, 8M-16G):\n"
 		"                  a window of SIZE through which file data is mapped into the guest\n"
 		"                  (mounted -o dax; no guest page cache for file data)\n"
 		"  --help          this text;  --version  the version\n"

@@ -18,7 +18,7 @@ set -u
 M=$(realpath "$1") K=$(realpath "$2") G=$(realpath "$3")
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-MB=${DAXBENCH_MB:-64}
+MB=${DAXBENCH_MB:-256}
 READS=${DAXBENCH_READS:-2000}
 TMO=${DAXBENCH_TIMEOUT:-900}
 VIRTIOFSD=${VIRTIOFSD:-/usr/lib/qemu/virtiofsd}

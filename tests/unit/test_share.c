@@ -86,8 +86,8 @@ Test(share, mistakes)
 Test(share, dax_window_sizes)
 {
 	static const struct { const char *v; uint64_t bytes; } ok[] = {
-		{ "2M", 2ULL << 20 }, { "64M", 64ULL << 20 }, { "1G", 1ULL << 30 },
-		{ "16G", 16ULL << 30 }, { "6", 6ULL << 20 }, { "4096K", 4ULL << 20 },
+		{ "8M", 8ULL << 20 }, { "64M", 64ULL << 20 }, { "1G", 1ULL << 30 },
+		{ "16G", 16ULL << 30 }, { "10", 10ULL << 20 }, { "8192K", 8ULL << 20 },
 	};
 	struct share sh;
 	char arg[64];
@@ -100,10 +100,11 @@ Test(share, dax_window_sizes)
 		cr_assert_eq(sh.dax, ok[i].bytes, "%s", arg);
 		share_free(&sh);
 	}
-	bad("tag=t,path=/tmp,dax=1M", "dax must be a multiple of 2M from 2M to 16G");
+	bad("tag=t,path=/tmp,dax=1M", "dax must be a multiple of 2M from 8M to 16G");
+	bad("tag=t,path=/tmp,dax=6M", "dax must be a multiple of 2M from 8M to 16G");
 	bad("tag=t,path=/tmp,dax=3M", "dax must be a multiple of 2M");
 	bad("tag=t,path=/tmp,dax=0", "dax must be a multiple of 2M");
-	bad("tag=t,path=/tmp,dax=17G", "dax must be a multiple of 2M from 2M to 16G");
+	bad("tag=t,path=/tmp,dax=17G", "dax must be a multiple of 2M from 8M to 16G");
 	bad("tag=t,path=/tmp,dax=2097153B", "dax must be a multiple of 2M");
 	bad("tag=t,path=/tmp,dax=lots", "dax must be a size");
 	bad("tag=t,path=/tmp,dax=-2M", "dax must be a size");
