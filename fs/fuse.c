@@ -439,33 +439,6 @@ size_t fuse_handle(struct fuse_server *s, const struct iovec *in, int nin,
 	return oh.len;
 }
 
-bool fuse_may_block(const struct fuse_server *s, const struct iovec *in, int nin)
-{
-	struct {
-		struct fuse_in_header h;
-		union { struct fuse_read_in read; struct fuse_write_in write; } a;
-	} __attribute__((packed)) p;
-	size_t got = iov_gather(s, in, nin, 0, &p, sizeof(p));
-
-	if (got < sizeof(p.h))
-		return true;
-	switch (p.h.opcode) {
-	case FUSE_FSYNC:
-	case FUSE_FSYNCDIR:
-	case FUSE_SYNCFS:
-	case FUSE_SETLKW:
-	case FUSE_FALLOCATE:
-	case FUSE_COPY_FILE_RANGE:
-		return true;
-	case FUSE_READ:
-		return got < sizeof(p.h) + sizeof(p.a.read) || p.a.read.size > FUSE_INLINE_IO_MAX;
-	case FUSE_WRITE:
-		return got < sizeof(p.h) + sizeof(p.a.write) || p.a.write.size > FUSE_INLINE_IO_MAX;
-	default:
-		return false;
-	}
-}
-
 /* ---- connection state: INIT, DESTROY, INTERRUPT -------------------------------------- */
 
 static int fsop_init(struct fuse_req *r)

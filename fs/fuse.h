@@ -49,13 +49,6 @@ void fuse_server_destroy(struct fuse_server *s);
 size_t fuse_handle(struct fuse_server *s, const struct iovec *in, int nin,
 		   const struct iovec *out, int nout);
 
-/* Whether the request in `in` may hold its thread for long: it waits on something outside
- * the server (FSYNC, FSYNCDIR, SYNCFS, SETLKW, FALLOCATE, COPY_FILE_RANGE) or moves a lot
- * of data (READ/WRITE over FUSE_INLINE_IO_MAX), or is unreadable.  Only a scheduling hint
- * for the transport: it peeks at guest memory that fuse_handle() reads again, so a guest
- * changing the request in between only changes where its own request runs. */
-#define FUSE_INLINE_IO_MAX (64 * 1024)
-bool fuse_may_block(const struct fuse_server *s, const struct iovec *in, int nin);
 
 /* DAX windows (fs/dax.c): `size` bytes of host address space, anonymous and private with
  * no swap reserved (unmapped parts read as zeros); NULL with errno on failure. */
