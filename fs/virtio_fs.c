@@ -40,7 +40,6 @@ struct vfs {
 	struct fuse_server *srv;
 	unsigned nreq;                        /* request queues */
 	struct virtio_worker workers[VFS_MAX_QUEUES];
-	struct virtq_chain chains[VFS_MAX_QUEUES];   /* each request queue worker's current one */
 
 	/* The pool: jobs waiting (queue), jobs free for reuse, and how many are out. */
 	pthread_mutex_t lock;
@@ -126,45 +125,38 @@ static void submit(struct vfs *fs, struct vfs_job *j)
 	pthread_mutex_unlock(&fs->lock);
 }
 
-/* A chain copied into a pool job (waiting while the pool is full). */
-static bool hand_off(struct vfs *fs, uint16_t q, const struct virtq_chain *c)
-{
-	struct vfs_job *j = job_get(fs);
-	if (!j)
-		return false;
-	j->q = q;
-	j->chain = *c;
-	submit(fs, j);
-	return true;
-}
-
 static void request_queue(struct virtio_dev *d, uint16_t q)
 {
 	struct vfs *fs = d->priv;
 	struct virtq *vq = &d->q[q].vq;
-	struct virtq_chain *c = &fs->chains[q];
 	if (virtio_status_read(d) & VIRTIO_STATUS_NEEDS_RESET)
 		return;
 	for (;;) {
 		virtq_disable_notify(vq);
 		for (;;) {
-			int r = virtq_pop(vq, c);
-			if (r < 0) {
-				virtio_needs_reset(d, "queue %u: broken ring", q);
-				return;
-			}
-			if (r == 0)
+			/* Popped straight into a pool job: a chain is 32 KiB of iovecs, copied
+			 * nowhere on the way to its thread. */
+			struct vfs_job *j = job_get(fs);
+			if (!j)
+				return;   /* out of memory: the kick will be retried on the next one */
+			int r = virtq_pop(vq, &j->chain);
+			if (r <= 0) {
+				job_put(fs, j);
+				if (r < 0) {
+					virtio_needs_reset(d, "queue %u: broken ring", q);
+					return;
+				}
 				break;
-			if (c->err != VIRTQ_OK) {
-				virtio_log(d, "queue %u: descriptor chain %u failed: %s", q, c->head,
-					   virtq_strerror(c->err));
-				virtio_queue_complete(d, q, c->head, 0);
+			}
+			if (j->chain.err != VIRTQ_OK) {
+				virtio_log(d, "queue %u: descriptor chain %u failed: %s", q, j->chain.head,
+					   virtq_strerror(j->chain.err));
+				virtio_queue_complete(d, q, j->chain.head, 0);
+				job_put(fs, j);
 				continue;
 			}
-			if (!hand_off(fs, q, c)) {
-				/* Out of memory: the chain cannot wait anywhere; fail it. */
-				virtio_queue_complete(d, q, c->head, 0);
-			}
+			j->q = q;
+			submit(fs, j);
 		}
 		if (!virtq_enable_notify(vq))
 			break;
