@@ -229,11 +229,23 @@ int fsop_read(struct fuse_req *r)
 	return (int)n;
 }
 
+/* WRITE and COPY_FILE_RANGE answer alike: bytes written, or the error. */
+static int write_reply(struct fuse_req *r, ssize_t n)
+{
+	struct fuse_write_out o;
+
+	if (n < 0)
+		return (int)n;
+	memset(&o, 0, sizeof(o));
+	o.size = (uint32_t)n;
+	req_put(r, 0, &o, sizeof(o));
+	return sizeof(o);
+}
+
 int fsop_write(struct fuse_req *r)
 {
 	const struct fuse_write_in *a = &r->arg.write;
 	struct iovec stack[IOV_STACK], *iov;
-	struct fuse_write_out o;
 	struct fs_handle *h;
 	ssize_t n;
 	int max, cnt, ret;
@@ -267,12 +279,7 @@ int fsop_write(struct fuse_req *r)
 	if (iov != stack)
 		free(iov);
 	handle_put(r->s, h);
-	if (n < 0)
-		return (int)n;
-	memset(&o, 0, sizeof(o));
-	o.size = (uint32_t)n;
-	req_put(r, 0, &o, sizeof(o));
-	return sizeof(o);
+	return write_reply(r, n);
 }
 
 int fsop_release(struct fuse_req *r)
@@ -378,7 +385,6 @@ int fsop_copy_file_range(struct fuse_req *r)
 {
 	const struct fuse_copy_file_range_in *a = &r->arg.copy;
 	struct fs_handle *hi, *ho;
-	struct fuse_write_out o;
 	uint64_t len = a->len < COPY_MAX ? a->len : COPY_MAX;
 	loff_t oi = (loff_t)a->off_in, oo = (loff_t)a->off_out;
 	ssize_t n;
@@ -402,12 +408,7 @@ int fsop_copy_file_range(struct fuse_req *r)
 		n = -errno;
 	handle_put(r->s, ho);
 	handle_put(r->s, hi);
-	if (n < 0)
-		return (int)n;
-	memset(&o, 0, sizeof(o));
-	o.size = (uint32_t)n;
-	req_put(r, 0, &o, sizeof(o));
-	return sizeof(o);
+	return write_reply(r, n);
 }
 
 /* syncfs() refuses O_PATH fds; a short-lived real fd of the root will do. */
