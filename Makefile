@@ -20,6 +20,9 @@ KVER    ?= $(shell ls /boot/vmlinuz-* 2>/dev/null | sed 's|/boot/vmlinuz-||' | s
 KERNEL  ?= /boot/vmlinuz-$(KVER)
 GUEST   := $(B)/guest/initrd.img
 GUEST9P := $(B)/guest/initrd-9p.img
+# The guest image without modules, for kernels with virtio and virtio-fs built in (the
+# 6.12 cloud kernel tools/deps unpacks): tests/e2e/k612.sh finds it next to $(GUEST).
+GUESTNOMOD := $(B)/guest/initrd-nomod.img
 # minivmm run's guest side: static, installed into the image minivmm run builds and caches.
 RUNHELPER := $(B)/guest/minivmm-run
 # Tests, demo and benchmarks keep minivmm's kernel cache and emuhost's images under
@@ -57,6 +60,8 @@ deps:
 guest: $(GUEST)
 $(GUEST): guest/mkinitrd guest/init
 	guest/mkinitrd --kver $(KVER) -o $@
+$(GUESTNOMOD): guest/mkinitrd guest/init
+	guest/mkinitrd --no-modules -o $@
 
 unit: $(B)/unit-tests
 	$(B)/unit-tests --jobs 2
@@ -66,7 +71,7 @@ unit-asan: $(B)/unit-tests-asan
 
 # End-to-end: real guests on real KVM — hardware KVM when this host has it,
 # otherwise inside the emulated KVM host (tools/emuhost).
-e2e: $(B)/minivmm $(GUEST) $(RUNHELPER)
+e2e: $(B)/minivmm $(GUEST) $(GUESTNOMOD) $(RUNHELPER)
 	$(RUNENV) tests/e2e/cli.sh $(B)/minivmm
 	$(RUNENV) tests/e2e/runcmd.sh --outer $(B)/minivmm
 	$(RUNENV) tests/e2e/emuhost.sh

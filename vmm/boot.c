@@ -81,9 +81,10 @@ int boot_e820(const struct gmem *m, struct boot_e820_entry *tab, int max)
 	return n;
 }
 
-uint64_t boot_initrd_addr(const struct boot_kernel *k, const struct gmem *m, uint64_t size)
+/* The initrd's place for a machine whose low RAM ends at low_end. */
+static uint64_t initrd_addr_below(const struct boot_kernel *k, uint64_t low_end, uint64_t size)
 {
-	uint64_t top = gmem_low_end(m);
+	uint64_t top = low_end;
 	uint64_t max = (uint64_t)k->hdr.initrd_addr_max + 1; /* the last usable byte, inclusive */
 	if (max < top)
 		top = max;
@@ -92,6 +93,26 @@ uint64_t boot_initrd_addr(const struct boot_kernel *k, const struct gmem *m, uin
 		return 0;
 	uint64_t addr = (top - size) & ~(PAGE_SIZE - 1);
 	return addr >= kernel_end ? addr : 0;
+}
+
+uint64_t boot_initrd_addr(const struct boot_kernel *k, const struct gmem *m, uint64_t size)
+{
+	return initrd_addr_below(k, gmem_low_end(m), size);
+}
+
+int boot_check_fit(const struct boot_kernel *k, uint64_t low_end, uint64_t initrd_size,
+		   char *err, size_t errlen)
+{
+	if (k->load_addr + k->init_size > low_end)
+		return fail(err, errlen, "the kernel needs %llu MiB of memory to boot; --mem is too small",
+			    (unsigned long long)((k->load_addr + k->init_size + (1 << 20) - 1) >> 20));
+	if (initrd_size && !initrd_addr_below(k, low_end, initrd_size))
+		return fail(err, errlen,
+			    "initrd of %llu MiB does not fit between the kernel and the %s",
+			    (unsigned long long)(initrd_size >> 20),
+			    (uint64_t)k->hdr.initrd_addr_max + 1 < low_end
+				    ? "kernel's initrd_addr_max" : "end of memory (raise --mem)");
+	return 0;
 }
 
 /* Identity-map the first 4 GiB with 2 MiB pages: kernel, initrd and boot_params all sit
@@ -134,10 +155,9 @@ int boot_load(struct gmem *m, const struct boot_kernel *k, const uint8_t *initrd
 	      size_t initrd_size, const char *cmdline, uint64_t rsdp, struct boot_info *out,
 	      char *err, size_t errlen)
 {
-	uint64_t low_end = gmem_low_end(m);
-	if (k->load_addr + k->init_size > low_end)
-		return fail(err, errlen, "the kernel needs %llu MiB of memory to boot; --mem is too small",
-			    (unsigned long long)((k->load_addr + k->init_size + (1 << 20) - 1) >> 20));
+	int r = boot_check_fit(k, gmem_low_end(m), initrd_size, err, errlen);
+	if (r)
+		return r;
 	void *dst = gmem_ptr(m, k->load_addr, k->pm_size);
 	if (!dst)
 		return fail(err, errlen, "kernel does not fit in guest memory");
@@ -153,12 +173,6 @@ int boot_load(struct gmem *m, const struct boot_kernel *k, const uint8_t *initrd
 	uint64_t initrd_addr = 0;
 	if (initrd_size) {
 		initrd_addr = boot_initrd_addr(k, m, initrd_size);
-		if (!initrd_addr)
-			return fail(err, errlen,
-				    "initrd of %zu MiB does not fit between the kernel and the %s",
-				    initrd_size >> 20,
-				    (uint64_t)k->hdr.initrd_addr_max + 1 < low_end
-					    ? "kernel's initrd_addr_max" : "end of memory (raise --mem)");
 		memcpy(gmem_ptr(m, initrd_addr, initrd_size), initrd, initrd_size);
 	}
 

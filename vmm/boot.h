@@ -43,6 +43,12 @@ int boot_e820(const struct gmem *m, struct boot_e820_entry *tab, int max);
  * kernel's initrd_addr_max and low RAM, above the kernel.  0 when it does not fit. */
 uint64_t boot_initrd_addr(const struct boot_kernel *k, const struct gmem *m, uint64_t size);
 
+/* Whether the kernel and an initrd of initrd_size fit a machine whose low RAM ends at
+ * low_end: what boot_load checks first, callable before any VM exists so that bad input
+ * is refused before /dev/kvm is touched.  0, or -EINVAL with a reason in err. */
+int boot_check_fit(const struct boot_kernel *k, uint64_t low_end, uint64_t initrd_size,
+		   char *err, size_t errlen);
+
 /* Write kernel, initrd, command line, boot_params, page tables and GDT into guest memory.
  * Returns 0, or -errno with a reason in err. */
 int boot_load(struct gmem *m, const struct boot_kernel *k, const uint8_t *initrd,

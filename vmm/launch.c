@@ -143,6 +143,11 @@ int launch_run(const struct launch *l)
 	char cmdline[4096];
 	if (snprintf(cmdline, sizeof(cmdline), "%s", l->cmdline) >= (int)sizeof(cmdline))
 		die("the kernel command line is too long");
+	/* Everything the user gave is checked before /dev/kvm is opened: a bad --mem/--initrd
+	 * pair is the same mistake on any host, with or without KVM. */
+	if (boot_check_fit(k, l->mem < GMEM_HOLE_START ? l->mem : GMEM_HOLE_START, l->initrd_size,
+			   err, sizeof(err)))
+		die("%s", err);
 
 	static struct vm vm;
 	if (vm_open_kvm(&vm))

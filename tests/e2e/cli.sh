@@ -1,5 +1,6 @@
 #!/bin/bash
 # Bad user input: one line on stderr naming the problem, exit status 1, no guest started.
+# Runs anywhere, with or without KVM: none of these reach /dev/kvm.
 # Usage: tests/e2e/cli.sh MINIVMM [KERNEL]
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -7,19 +8,6 @@ M=$(realpath "$1")
 K=${2:-$(ls /boot/vmlinuz-* | sort -V | tail -n1)}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-
-# bad NAME PATTERN ARGS... : exit 1, exactly one stderr line matching PATTERN, no stdout.
-bad() {
-	local name=$1 pat=$2; shift 2
-	"$M" "$@" >"$T/out" 2>"$T/err" </dev/null
-	local rc=$? lines
-	lines=$(wc -l <"$T/err")
-	if [ $rc -eq 1 ] && [ "$lines" -eq 1 ] && [ ! -s "$T/out" ] && grep -Eq -- "$pat" "$T/err"; then
-		ok "$name"
-	else
-		nok "$name: rc=$rc, $lines stderr lines: $(head -c 300 "$T/err")"
-	fi
-}
 
 head -c 300000 "$K" >"$T/truncated"
 printf 'hello\n' >"$T/short"
@@ -50,7 +38,6 @@ bad "--mem too large"           "--mem 100T is more than this host" --kernel "$K
 bad "--mem too small for kernel" "too small for this kernel" --kernel "$K" --mem 40M
 bad "--cpus 0"                  "--cpus '0' must be a whole number" --kernel "$K" --cpus 0
 bad "--cpus junk"               "--cpus 'two' must be" --kernel "$K" --cpus two
-bad "--cpus above KVM's limit"  "--cpus 100000 is more than this KVM allows" --kernel "$K" --cpus 100000
 bad "unknown transport"         "--transport 'usb' is not a transport \\(pci or mmio\\)" --kernel "$K" --transport usb
 bad "--share: missing directory"  "--share path '/nonexistent': No such file or directory" --kernel "$K" --share tag=t,path=/nonexistent
 bad "--share: not a directory"  "--share path '/etc/passwd' is not a directory" --kernel "$K" --share tag=t,path=/etc/passwd
@@ -64,19 +51,13 @@ bad "stray argument"            "unexpected argument 'oops'" --kernel "$K" oops
 bad "nothing after --"          "nothing after --" --kernel "$K" --
 bad "initrd does not fit"       "initrd of 400 MiB does not fit" --kernel "$K" --initrd "$T/big.img" --mem 256M
 
-# /dev/kvm missing or not permitted: a private mount namespace hides it, an unprivileged
-# user cannot open it.  Both need root to set up.
+# /dev/kvm missing: a private mount namespace hides it (needs root to set up).  The checks
+# that need a working /dev/kvm (KVM's vCPU limit, /dev/kvm not permitted) are in
+# clikvm.sh, which runs where KVM is (inside the emulated host when this machine has none).
 if [ "$(id -u)" = 0 ]; then
-	bad_ns() {
-		unshare -m sh -c 'mount -t tmpfs none /dev && exec "$@"' sh "$@"
-	}
-	out=$(bad_ns "$M" --kernel "$K" 2>&1 >/dev/null); rc=$?
+	out=$(unshare -m sh -c 'mount -t tmpfs none /dev && exec "$@"' sh "$M" --kernel "$K" 2>&1 >/dev/null); rc=$?
 	expect_eq "no /dev/kvm: status" 1 "$rc"
 	expect_match "no /dev/kvm: message" "^minivmm: cannot open /dev/kvm: no such device" "$out"
-	chmod 0755 "$T"
-	out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$M" --kernel "$K" 2>&1 >/dev/null); rc=$?
-	expect_eq "/dev/kvm not permitted: status" 1 "$rc"
-	expect_match "/dev/kvm not permitted: message" "cannot open /dev/kvm: permission denied" "$out"
 fi
 
 out=$("$M" --help); rc=$?

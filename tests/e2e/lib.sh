@@ -15,3 +15,18 @@ finish() {
 	echo "$PASS passed, $FAIL failed"
 	[ "$FAIL" -eq 0 ]
 }
+
+# bad NAME PATTERN ARGS... : exit 1, exactly one stderr line matching PATTERN, no stdout.
+# Needs $M (the minivmm binary) and $T (a scratch directory).
+bad() {
+	local name=$1 pat=$2; shift 2
+	"$M" "$@" >"$T/out" 2>"$T/err" </dev/null
+	local rc=$? lines
+	lines=$(wc -l <"$T/err")
+	if [ $rc -eq 1 ] && [ "$lines" -eq 1 ] && [ ! -s "$T/out" ] && grep -Eq -- "$pat" "$T/err"; then
+		ok "$name"
+	else
+		nok "$name: rc=$rc, $lines stderr lines: $(head -c 300 "$T/err")"
+	fi
+}
+

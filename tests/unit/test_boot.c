@@ -244,6 +244,24 @@ Test(boot_initrd_addr, does_not_fit)
 	gmem_free(&m);
 }
 
+/* The check made before any VM exists agrees with where boot_load would put things. */
+Test(boot_check_fit, matches_placement_without_memory)
+{
+	char err[256] = "";
+	struct boot_kernel k = kernel_at(PREF_ADDR, INIT_SIZE, 0x7fffffff);
+	uint64_t room = 256 * MiB - (PREF_ADDR + INIT_SIZE);
+	cr_assert_eq(boot_check_fit(&k, 256 * MiB, 0, err, sizeof(err)), 0);
+	cr_assert_eq(boot_check_fit(&k, 256 * MiB, room, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(boot_check_fit(&k, 256 * MiB, room + 1, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "initrd of") && strstr(err, "end of memory (raise --mem)"), "%s", err);
+	k.hdr.initrd_addr_max = 0x00ffffff;
+	cr_assert_eq(boot_check_fit(&k, 256 * MiB, 4096, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "initrd_addr_max"), "%s", err);
+	/* Low RAM smaller than the kernel itself. */
+	cr_assert_eq(boot_check_fit(&k, PREF_ADDR + INIT_SIZE - 1, 0, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "--mem is too small"), "%s", err);
+}
+
 /* boot_load into a 256 MiB guest. */
 static struct gmem mem;
 static uint8_t *img;
