@@ -30,7 +30,10 @@ RUNHELPER := $(B)/guest/minivmm-run
 # next, and the user's ~/.cache is left alone.
 RUNENV  := XDG_CACHE_HOME=$(CURDIR)/$(B)/cache
 
-.PHONY: all deps guest test unit unit-asan e2e demo bench clean help
+PREFIX  ?= /usr/local
+DESTDIR ?=
+
+.PHONY: all deps guest test unit unit-asan e2e demo bench clean help install uninstall
 all: $(B)/minivmm $(RUNHELPER)
 
 $(B)/minivmm: $(OBJS)
@@ -56,6 +59,16 @@ $(RUNHELPER): guest/minivmm-run.c
 
 deps:
 	tools/deps
+
+# The manual page is made from the binary's own --help texts (tools/mkman).
+$(B)/minivmm.1: $(B)/minivmm tools/mkman
+	tools/mkman $(B)/minivmm >$@.tmp && mv $@.tmp $@
+
+install: all $(GUEST) $(B)/minivmm.1
+	tools/install "$(PREFIX)" "$(DESTDIR)" $(B)
+
+uninstall:
+	tools/install --uninstall "$(PREFIX)" "$(DESTDIR)" $(B)
 
 guest: $(GUEST)
 $(GUEST): guest/mkinitrd guest/init
@@ -118,6 +131,8 @@ help:
 	@echo "make guest   build the guest image build/guest/initrd.img (KVER=... to choose the kernel)"
 	@echo "make test    unit tests (plain and ASan/UBSan) and end-to-end tests"
 	@echo "make demo    boot a guest that prints its kernel, CPUs and memory"
+	@echo "make install [PREFIX=/usr/local] [DESTDIR=]   install minivmm, its helpers and man page"
+	@echo "make uninstall   remove what make install put"
 	@echo "make bench   benchmarks, side by side with a peer"
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -11,6 +11,7 @@
  *
  * /minivmm/run is a list of NUL-terminated key, value pairs (minivmm writes it; vmm/run.c):
  *   uid N | gid N | group N (each supplementary group) | cwd PATH | stdin port|null |
+ *   stderr port|stdout (stdout: the command's stderr goes to the stdout port, in order) |
  *   share MODE:TAG:PATH (MODE ro or rw; parents before children) | env NAME=VALUE | arg WORD
  *
  * Its own problems are reported as one "minivmm run: ..." line on the command's stderr
@@ -50,6 +51,7 @@ struct spec {
 	int ngroups;
 	const char *cwd;
 	bool stdin_port;
+	bool stderr_merged;   /* the host's stdout and stderr are one file: use one port */
 	const char *shares[MAX_LIST];
 	int nshares;
 	char *env[MAX_LIST + 1];
@@ -149,6 +151,8 @@ static int spec_parse(struct spec *s)
 			s->cwd = val;
 		else if (!strcmp(key, "stdin"))
 			s->stdin_port = !strcmp(val, "port");
+		else if (!strcmp(key, "stderr"))
+			s->stderr_merged = !strcmp(val, "stdout");
 		else if (!strcmp(key, "share") && s->nshares < MAX_LIST)
 			s->shares[s->nshares++] = val;
 		else if (!strcmp(key, "env") && s->nenv < MAX_LIST)
@@ -339,7 +343,7 @@ int main(void)
 		report(SETUP_FAIL);
 	}
 	if (pid == 0)
-		child(&s, in, out, errp);
+		child(&s, in, out, s.stderr_merged ? out : errp);
 	close(in);
 	close(out);
 	close(errp);

@@ -66,7 +66,7 @@ uint8_t *launch_read_file(const char *what, const char *path, size_t *size)
 	return buf;
 }
 
-void launch_kernel_load(struct launch_kernel *lk, const char *path, bool cache)
+void launch_kernel_load(struct launch_kernel *lk, const char *path, bool cache, bool progress)
 {
 	char err[256];
 	*lk = (struct launch_kernel){ .path = path };
@@ -78,7 +78,7 @@ void launch_kernel_load(struct launch_kernel *lk, const char *path, bool cache)
 	 * A payload we cannot unpack (-ENOTSUP) boots the classic way; a corrupt one is the
 	 * user's file being broken. */
 	if (cache) {
-		int r = vmlinux_get(lk->buf, lk->size, vmlinux_cache_dir(), &lk->vl);
+		int r = vmlinux_get(lk->buf, lk->size, vmlinux_cache_dir(), progress, &lk->vl);
 		if (r == -EINVAL)
 			die("kernel '%s': its compressed payload is corrupt", path);
 		lk->direct = r == 0;

@@ -56,8 +56,9 @@ void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 uint8_t *launch_read_file(const char *what, const char *path, size_t *size);
 
 /* Read and validate the bzImage at `path`; with `cache`, unpack its kernel once into the
- * kernel cache and boot that directly.  Dies on a bad kernel. */
-void launch_kernel_load(struct launch_kernel *lk, const char *path, bool cache);
+ * kernel cache and boot that directly (with `progress`, saying so in one line when it
+ * unpacks).  Dies on a bad kernel. */
+void launch_kernel_load(struct launch_kernel *lk, const char *path, bool cache, bool progress);
 
 /* Build the machine, boot it and wait: returns the exit status (the guest's command's, or
  * one of VM_EXIT_*).  Start-up failures die before the guest runs. */

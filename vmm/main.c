@@ -163,7 +163,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		    (unsigned long long)(host >> 20));
 }
 
-/* The guest image built next to the binary: build/minivmm -> build/guest/initrd.img. */
+/* The guest image built next to the binary (build/minivmm -> build/guest/initrd.img), or
+ * installed beside it (PREFIX/bin/minivmm -> PREFIX/libexec/minivmm/guest/initrd.img). */
 static const char *default_guest_image(void)
 {
 	static char path[PATH_MAX];
@@ -172,8 +173,16 @@ static const char *default_guest_image(void)
 	if (n <= 0)
 		return NULL;
 	exe[n] = '\0';
-	snprintf(path, sizeof(path), "%s/guest/initrd.img", dirname(exe));
-	return access(path, R_OK) == 0 ? path : NULL;
+	const char *dir = dirname(exe);
+	static const char *const where[] = { "%s/guest/initrd.img",
+					     "%s/../libexec/minivmm/guest/initrd.img" };
+	for (size_t i = 0; i < sizeof(where) / sizeof(where[0]); i++) {
+		if (snprintf(path, sizeof(path), where[i], dir) >= (int)sizeof(path))
+			continue;
+		if (access(path, R_OK) == 0)
+			return path;
+	}
+	return NULL;
 }
 
 int main(int argc, char **argv)
@@ -187,7 +196,7 @@ int main(int argc, char **argv)
 
 	/* Input files first: a bad kernel is reported before anything touches KVM. */
 	struct launch_kernel lk;
-	launch_kernel_load(&lk, o.kernel, o.kernel_cache);
+	launch_kernel_load(&lk, o.kernel, o.kernel_cache, isatty(STDERR_FILENO));
 	if (o.cmd && !o.initrd) {
 		o.initrd = default_guest_image();
 		if (!o.initrd)

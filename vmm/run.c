@@ -72,7 +72,8 @@ static void run_usage(FILE *f)
 		"                    LANG are passed on from here)\n"
 		"  --timeout SECS    stop the guest after SECS seconds (status 124)\n"
 		"  --verbose         the guest's kernel and init messages on stderr\n"
-		"  -q, --quiet       no notes on stderr (kernel fallback, emulated host)\n"
+		"  -q, --quiet       no notes or progress lines on stderr (kernel fallback,\n"
+		"                    emulated host, first-run image builds)\n"
 		"\n"
 		"Exit status: CMD's; 128+N when it was killed by signal N; 127 CMD not found;\n"
 		"1 bad input or start-up failure; 123 guest rebooted or panicked; 124 --timeout\n"
@@ -250,13 +251,33 @@ static bool needs_emuhost(void)
 	return access("/sys/module/kvm_pvm", F_OK) == 0 || access("/dev/kvm", F_OK) < 0;
 }
 
+/* Where a helper (a repository path such as "guest/mkinitrd" or "tools/with-kvm") lives:
+ * PREFIX/libexec/minivmm/REL next to an installed PREFIX/bin/minivmm, else in the
+ * repository around a build tree's build/minivmm (whose own build/guest/minivmm-run is
+ * the one built file).  Dies with one line naming the path when it is missing. */
+static void helper_path(char *out, size_t len, const char *rel, const char *what)
+{
+	const char *dir = exe_dir();
+	char lib[PATH_MAX];
+	int n;
+	if (snprintf(lib, sizeof(lib), "%s/../libexec/minivmm", dir) < (int)sizeof(lib) &&
+	    access(lib, F_OK) == 0)
+		n = snprintf(out, len, "%s/%s", lib, rel);
+	else if (!strcmp(rel, "guest/minivmm-run"))
+		n = snprintf(out, len, "%s/%s", dir, rel);
+	else
+		n = snprintf(out, len, "%s/../%s", dir, rel);
+	if (n < 0 || (size_t)n >= len)
+		die("run: the path of %s is too long", what);
+	if (access(out, R_OK) < 0)
+		die("run: %s '%s' is missing (an incomplete installation? run 'make install' "
+		    "again, or minivmm from its build tree)", what, out);
+}
+
 static void __attribute__((noreturn)) reexec_emuhost(int argc, char **argv, bool quiet)
 {
 	char wk[PATH_MAX], exe[PATH_MAX];
-	snprintf(wk, sizeof(wk), "%s/../tools/with-kvm", exe_dir());
-	if (access(wk, X_OK) < 0)
-		die("run: this machine's KVM cannot boot Linux and %s (the emulated KVM host) is "
-		    "missing; run minivmm from its build tree or set MINIVMM_NO_EMUHOST=1", wk);
+	helper_path(wk, sizeof(wk), "tools/with-kvm", "the emulated KVM host (with-kvm)");
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	if (n <= 0)
 		die("run: cannot find the minivmm binary: %s", strerror(errno));
@@ -382,14 +403,13 @@ static void build_image(const char *mkinitrd, const char *kver, const char *help
  * of the kernel file's identity (path, size, mtime) and of everything that makes the image
  * (the builder, the init, the guest helper).  Stale images of the same version go. */
 static uint8_t *guest_image(const struct launch_kernel *lk, const char *kver, size_t *size,
-			    bool verbose)
+			    bool progress)
 {
-	const char *dir = exe_dir();
 	char mk[PATH_MAX], init[PATH_MAX], lib[PATH_MAX], helper[PATH_MAX];
-	snprintf(mk, sizeof(mk), "%s/../guest/mkinitrd", dir);
-	snprintf(init, sizeof(init), "%s/../guest/init", dir);
-	snprintf(lib, sizeof(lib), "%s/../tools/lib/initramfs.sh", dir);
-	snprintf(helper, sizeof(helper), "%s/guest/minivmm-run", dir);
+	helper_path(mk, sizeof(mk), "guest/mkinitrd", "the guest image builder");
+	helper_path(init, sizeof(init), "guest/init", "the guest init");
+	helper_path(lib, sizeof(lib), "tools/lib/initramfs.sh", "the guest image builder library");
+	helper_path(helper, sizeof(helper), "guest/minivmm-run", "the guest helper (build it with make)");
 
 	struct stat ks;
 	if (stat(lk->path, &ks) < 0)
@@ -424,7 +444,13 @@ static uint8_t *guest_image(const struct launch_kernel *lk, const char *kver, si
 				*s = '/';
 			}
 		mkdir(cmd, 0755);
+		struct stat cs;
+		if (stat(cache, &cs) == 0 && !S_ISDIR(cs.st_mode))
+			die("run: cache '%s' is not a directory", cache);
 		cached = access(cache, W_OK) == 0;
+		if (!cached && progress)
+			fprintf(stderr, "minivmm: run: note: cannot write cache '%s'; building the "
+				"guest image for this run only\n", cache);
 	}
 	char tmpdir[] = "/tmp/minivmm-run.XXXXXX";
 	if (cached) {
@@ -436,8 +462,9 @@ static uint8_t *guest_image(const struct launch_kernel *lk, const char *kver, si
 		snprintf(img, sizeof(img), "%s/initrd.img", tmpdir);
 	}
 	if (access(img, R_OK) < 0) {
-		if (verbose)
-			fprintf(stderr, "minivmm: run: building the guest image for kernel %s\n", kver);
+		if (progress)
+			fprintf(stderr, "minivmm: run: building the guest image for kernel %s (once)\n",
+				kver);
 		build_image(mk, kver, helper, img);
 		if (cached) {
 			/* Other images of this version are for an older kernel file or builder. */
@@ -492,20 +519,41 @@ static bool stdin_forwarded(void)
 	       S_ISREG(st.st_mode);
 }
 
+/* A cache path that exists but is no directory is the user's mistake (XDG_CACHE_HOME
+ * pointing at a file): said before anything runs.  One that cannot be written is not:
+ * the run goes on without it. */
+static void cache_check(void)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	char c[PATH_MAX];
+	if (xdg && xdg[0] == '/')
+		snprintf(c, sizeof(c), "%s/minivmm", xdg);
+	else if (home && home[0])
+		snprintf(c, sizeof(c), "%s/.cache/minivmm", home);
+	else
+		return;
+	struct stat st;
+	if (stat(c, &st) == 0 && !S_ISDIR(st.st_mode))
+		die("run: cache '%s' is not a directory", c);
+}
+
 int run_main(int argc, char **argv)
 {
 	struct run_opts o;
 	run_parse(argc, argv, &o);
+	cache_check();
 	const char *kpath = pick_kernel(&o);
 	if (needs_emuhost())
 		reexec_emuhost(argc, argv, o.quiet);
 
 	struct launch_kernel lk;
-	launch_kernel_load(&lk, kpath, true);
+	/* Long first runs say what they do: on a terminal unless -q, always with --verbose. */
+	bool progress = o.verbose || (!o.quiet && isatty(STDERR_FILENO));
+	launch_kernel_load(&lk, kpath, true, progress);
 	char kver[256];
 	kernel_version(&lk, kver, sizeof(kver));
 	size_t isize;
-	uint8_t *ibuf = guest_image(&lk, kver, &isize, o.verbose);
+	uint8_t *ibuf = guest_image(&lk, kver, &isize, progress);
 
 	/* The spec guest/minivmm-run.c reads, and the shares in mount order. */
 	qsort(o.shares, o.nshares, sizeof(o.shares[0]), cmp_share);
@@ -533,6 +581,12 @@ int run_main(int argc, char **argv)
 	spec_put(&spec, &slen, "cwd", cwd);
 	bool fwd = stdin_forwarded();
 	spec_put(&spec, &slen, "stdin", fwd ? "port" : "null");
+	/* stdout and stderr on one file (2>&1, one terminal): two ports would lose their
+	 * order, one keeps it. */
+	struct stat so, se;
+	bool merged = fstat(STDOUT_FILENO, &so) == 0 && fstat(STDERR_FILENO, &se) == 0 &&
+		      so.st_dev == se.st_dev && so.st_ino == se.st_ino;
+	spec_put(&spec, &slen, "stderr", merged ? "stdout" : "port");
 	for (int i = 0; i < o.nshares; i++) {
 		char tag[16], val[PATH_MAX + 32];
 		snprintf(tag, sizeof(tag), "s%d", i);

@@ -223,7 +223,8 @@ static void cache_write(const char *dir, const char *path, const struct vmlinux 
 		unlink(tmp);
 }
 
-int vmlinux_get(const uint8_t *bz, size_t bz_size, const char *cache_dir, struct vmlinux *out)
+int vmlinux_get(const uint8_t *bz, size_t bz_size, const char *cache_dir, bool progress,
+		struct vmlinux *out)
 {
 	*out = (struct vmlinux){ 0 };
 	const uint8_t *p;
@@ -240,6 +241,10 @@ int vmlinux_get(const uint8_t *bz, size_t bz_size, const char *cache_dir, struct
 			 (unsigned long long)hash64(p, len), len) < (int)sizeof(path);
 	if (cache && !cache_read(path, out))
 		return 0;
+	/* A second or so on hardware, many under emulation: worth one line on a terminal. */
+	if (progress)
+		fprintf(stderr, "minivmm: unpacking the kernel once%s%s\n",
+			cache ? "; cached in " : " (no cache)", cache ? cache_dir : "");
 	ret = vmlinux_decompress(p, len, VMLINUX_MAX_SIZE, out);
 	if (!ret && cache)
 		cache_write(cache_dir, path, out);

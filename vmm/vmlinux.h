@@ -23,8 +23,10 @@ struct vmlinux {
  * cannot be written is not an error).  Returns 0; -ENOTSUP when the payload is not xz or
  * does not unpack to an ELF (the caller then boots the bzImage the classic way); -EINVAL
  * for a corrupt or truncated image or payload, or one that unpacks past VMLINUX_MAX_SIZE;
- * -ENOMEM.  `cache_dir` NULL = no cache. */
-int vmlinux_get(const uint8_t *bz, size_t bz_size, const char *cache_dir, struct vmlinux *out)
+ * -ENOMEM.  `cache_dir` NULL = no cache.  `progress`: say on stderr, in one line, when it
+ * has to decompress. */
+int vmlinux_get(const uint8_t *bz, size_t bz_size, const char *cache_dir, bool progress,
+		struct vmlinux *out)
 	__attribute__((warn_unused_result));
 
 /* The decompression step alone, with the size limit a parameter (vmlinux_get passes

@@ -55,6 +55,9 @@ if [ -n "$outer" ]; then
 			"$(cat "$base/err")"
 		out=$(run -q -- true 2>&1); rc=$?
 		expect_eq "outer: -q is quiet" "0 " "$rc $out"
+		out=$(printf 'x\ny\n' | run -q -- sh -c 'wc -l; echo e >&2; echo o' 2>&1); rc=$?
+		expect_eq "outer: stdin piped through the emulated host; stdout and stderr in order" \
+			"0 2 e o" "$rc $(echo $out)"
 	fi
 	finish
 	exit

@@ -202,7 +202,7 @@ Test(vmlinux, real_kernel_unpacked_then_cached, .timeout = 60)
 	char *tmp = scratch_dir();
 	char *cache = path_join(tmp, "a/b/kernels");
 	struct vmlinux v1, v2;
-	cr_assert_eq(vmlinux_get(bz, size, cache, &v1), 0);
+	cr_assert_eq(vmlinux_get(bz, size, cache, false, &v1), 0);
 	cr_assert_not(v1.mapped);
 	check_elf(&v1);
 
@@ -214,7 +214,7 @@ Test(vmlinux, real_kernel_unpacked_then_cached, .timeout = 60)
 	cr_assert_eq(stat(entry, &st), 0);
 	cr_assert_eq((size_t)st.st_size, v1.size);
 
-	cr_assert_eq(vmlinux_get(bz, size, cache, &v2), 0);
+	cr_assert_eq(vmlinux_get(bz, size, cache, false, &v2), 0);
 	cr_assert(v2.mapped, "second call did not use the cache");
 	cr_assert_eq(v2.size, v1.size);
 	cr_assert_eq(memcmp(v1.elf, v2.elf, v1.size), 0, "cached vmlinux differs");
@@ -233,7 +233,7 @@ Test(vmlinux, bad_cache_entry_replaced, .timeout = 60)
 	KERNEL_OR_SKIP(bz, size);
 	char *cache = scratch_dir();
 	struct vmlinux v;
-	cr_assert_eq(vmlinux_get(bz, size, cache, &v), 0);
+	cr_assert_eq(vmlinux_get(bz, size, cache, false, &v), 0);
 	size_t good_size = v.size;
 	vmlinux_free(&v);
 	char *entry = only_entry(cache);
@@ -242,11 +242,11 @@ Test(vmlinux, bad_cache_entry_replaced, .timeout = 60)
 	fputs("not a kernel, but long enough to hold an ELF header......................", f);
 	fclose(f);
 
-	cr_assert_eq(vmlinux_get(bz, size, cache, &v), 0);
+	cr_assert_eq(vmlinux_get(bz, size, cache, false, &v), 0);
 	cr_assert_not(v.mapped, "garbage cache entry was used");
 	check_elf(&v);
 	vmlinux_free(&v);
-	cr_assert_eq(vmlinux_get(bz, size, cache, &v), 0);
+	cr_assert_eq(vmlinux_get(bz, size, cache, false, &v), 0);
 	cr_assert(v.mapped);
 	cr_assert_eq(v.size, good_size);
 	vmlinux_free(&v);
@@ -261,7 +261,7 @@ Test(vmlinux, real_kernel_loads_at_paddr, .timeout = 60)
 	KERNEL_OR_SKIP(bz, size);
 	char *cache = scratch_dir();
 	struct vmlinux v;
-	cr_assert_eq(vmlinux_get(bz, size, cache, &v), 0);
+	cr_assert_eq(vmlinux_get(bz, size, cache, false, &v), 0);
 	struct gmem m;
 	cr_assert_eq(gmem_init(&m, 256 * MiB), 0);
 	memset(gmem_ptr(&m, 16 * MiB, 128 * MiB), 0xAA, 128 * MiB);
@@ -318,7 +318,7 @@ Test(vmlinux, corrupt_payload_rejected, .timeout = 60)
 		bz[off + i] ^= 0x5a;
 	char *cache = scratch_dir();
 	struct vmlinux v;
-	cr_assert_eq(vmlinux_get(bz, size, cache, &v), -EINVAL);
+	cr_assert_eq(vmlinux_get(bz, size, cache, false, &v), -EINVAL);
 	cr_assert_null(v.elf);
 	cr_assert_null(only_entry(cache), "a corrupt kernel was cached");
 	scratch_free(cache);
@@ -332,7 +332,7 @@ Test(vmlinux, non_xz_payload_not_supported)
 	struct setup_header *h = hdr_of(bz);
 	bz[(h->setup_sects + 1) * 512 + h->payload_offset] = 0x1f;  /* gzip's first byte */
 	struct vmlinux v;
-	cr_assert_eq(vmlinux_get(bz, size, NULL, &v), -ENOTSUP);
+	cr_assert_eq(vmlinux_get(bz, size, NULL, false, &v), -ENOTSUP);
 	cr_assert_null(v.elf);
 	free(bz);
 }
@@ -347,11 +347,11 @@ Test(vmlinux, truncated_bzimage_rejected)
 	cr_assert(head);
 	memcpy(head, bz, cut);
 	struct vmlinux v;
-	cr_assert_eq(vmlinux_get(head, cut, NULL, &v), -EINVAL);
+	cr_assert_eq(vmlinux_get(head, cut, NULL, false, &v), -EINVAL);
 	/* One byte short is as truncated as half. */
-	cr_assert_eq(vmlinux_get(bz, cut + h->payload_length / 2 - 1 + (h->payload_length & 1), NULL, &v),
+	cr_assert_eq(vmlinux_get(bz, cut + h->payload_length / 2 - 1 + (h->payload_length & 1), NULL, false, &v),
 		     -EINVAL);
-	cr_assert_eq(vmlinux_get(bz, 0x1f1 + 8, NULL, &v), -EINVAL);
+	cr_assert_eq(vmlinux_get(bz, 0x1f1 + 8, NULL, false, &v), -EINVAL);
 	free(head);
 	free(bz);
 }
@@ -368,7 +368,7 @@ Test(vmlinux, synthetic_roundtrip)
 		uint8_t *p = xz_pack((uint8_t *)&e, sizeof(e), trailer, &plen);
 		uint8_t *bz = bz_wrap(p, plen, &bsize);
 		struct vmlinux v;
-		cr_assert_eq(vmlinux_get(bz, bsize, NULL, &v), 0);
+		cr_assert_eq(vmlinux_get(bz, bsize, NULL, false, &v), 0);
 		cr_assert_eq(v.size, sizeof(e));
 		cr_assert_eq(memcmp(v.elf, &e, sizeof(e)), 0);
 		vmlinux_free(&v);
@@ -387,18 +387,18 @@ Test(vmlinux, header_checks)
 	struct vmlinux v;
 
 	h->version = 0x0207;     /* before payload_offset existed */
-	cr_assert_eq(vmlinux_get(bz, bsize, NULL, &v), -ENOTSUP);
+	cr_assert_eq(vmlinux_get(bz, bsize, NULL, false, &v), -ENOTSUP);
 	h->version = 0x020f;
 	h->payload_length = 0;
-	cr_assert_eq(vmlinux_get(bz, bsize, NULL, &v), -ENOTSUP);
+	cr_assert_eq(vmlinux_get(bz, bsize, NULL, false, &v), -ENOTSUP);
 	h->payload_length = plen + 1;
-	cr_assert_eq(vmlinux_get(bz, bsize, NULL, &v), -EINVAL);
+	cr_assert_eq(vmlinux_get(bz, bsize, NULL, false, &v), -EINVAL);
 	h->payload_length = plen;
 	h->payload_offset = 0xfffffff0;
-	cr_assert_eq(vmlinux_get(bz, bsize, NULL, &v), -EINVAL);
+	cr_assert_eq(vmlinux_get(bz, bsize, NULL, false, &v), -EINVAL);
 	h->payload_offset = SYN_PAYLOAD_OFF;
 	h->header = 0;
-	cr_assert_eq(vmlinux_get(bz, bsize, NULL, &v), -EINVAL);
+	cr_assert_eq(vmlinux_get(bz, bsize, NULL, false, &v), -EINVAL);
 	free(bz);
 	free(p);
 }
@@ -411,7 +411,7 @@ Test(vmlinux, non_elf_xz_not_supported)
 	uint8_t *p = xz_pack((const uint8_t *)text, sizeof(text), true, &plen);
 	uint8_t *bz = bz_wrap(p, plen, &bsize);
 	struct vmlinux v;
-	cr_assert_eq(vmlinux_get(bz, bsize, NULL, &v), -ENOTSUP);
+	cr_assert_eq(vmlinux_get(bz, bsize, NULL, false, &v), -ENOTSUP);
 	free(bz);
 	free(p);
 }
