@@ -88,6 +88,7 @@ e2e: $(B)/minivmm $(GUEST) $(GUESTNOMOD) $(RUNHELPER)
 	$(RUNENV) tests/e2e/cli.sh $(B)/minivmm
 	$(RUNENV) tests/e2e/runcmd.sh --outer $(B)/minivmm
 	$(RUNENV) tests/e2e/emuhost.sh
+	tests/e2e/install.sh
 	$(RUNENV) EMUHOST_MEM=6144 tools/with-kvm -- tests/e2e/run.sh $(B)/minivmm $(KERNEL) $(GUEST)
 
 test: unit unit-asan e2e
@@ -102,6 +103,7 @@ bench: $(B)/minivmm $(RUNHELPER) $(GUEST) $(GUEST9P) $(B)/bench/fsbench $(B)/ben
 	$(RUNENV) tools/with-kvm -- tests/bench/fs.sh $(B)/minivmm $(KERNEL) $(GUEST)
 	$(RUNENV) EMUHOST_MEM=6144 tools/with-kvm -- tests/bench/dax.sh $(B)/minivmm $(KERNEL) $(GUEST)
 	$(RUNENV) EMUHOST_MEM=4096 tools/with-kvm -- tests/bench/run.sh $(B)/minivmm $(KERNEL)
+	tests/bench/runcache.sh $(B)/minivmm $(KERNEL) $(GUEST)
 
 # Benchmark helpers: the in-process virtio-fs request benchmark (the minivmm objects
 # without main), the static in-guest workload, and the guest image with the 9p modules
