@@ -16,6 +16,10 @@ struct fuse_config {
 	bool readonly;             /* enforced on the host: every modifying op gets EROFS */
 	enum fuse_cache cache;     /* entry/attr timeouts and open flags (DIRECT_IO, KEEP_CACHE) */
 	bool xattr;                /* extended attributes (and POSIX ACLs) passed through */
+	/* The guest may plant privileges on host files: setuid, setgid with group-exec, and
+	 * security.capability.  Off (the default): such mode bits are stripped on create,
+	 * mkdir, mknod and chmod, and setting security.capability is refused (creds.c). */
+	bool suid;
 	unsigned threads;          /* hint for blocking-op concurrency; 0 = default */
 	/* The DAX window (FUSE_SETUPMAPPING maps files into it), from
 	 * fuse_dax_window_create and owned by the caller; NULL: no DAX.  dax_size is a
