@@ -45,7 +45,8 @@ void fuse_server_destroy(struct fuse_server *s);
  * unreadable).  Safe to call from several threads at once.
  *
  * What it does to the calling thread: when running as root, ops that create files switch
- * the thread's fsuid/fsgid to the requester's and back (raw syscalls, this thread only);
+ * the thread's fsuid/fsgid and supplementary groups to the requester's and back (raw
+ * syscalls, this thread only);
  * the first such op unshares the thread's fs_struct (CLONE_FS) so its umask can be the
  * guest's.  SETLKW blocks the calling thread until the lock is granted (no lock of the
  * server's is held meanwhile), so a transport wants more workers than it expects
