@@ -111,7 +111,7 @@ static int creds_groups_enter(struct fs_creds *c, const gid_t *want, int n)
 			return -ENOMEM;
 	}
 	c->ngroups = getgroups(have, c->groups);
-	/* Not the raw syscall's wrapper in glibc: setgroups() would change every thread. */
+	/* The raw syscall: glibc's setgroups() would change every thread of the process. */
 	if (c->ngroups < 0 || syscall(SYS_setgroups, (size_t)n, want)) {
 		if (c->groups != c->saved)
 			free(c->groups);
