@@ -101,7 +101,8 @@ int fsop_setattr(struct fuse_req *r)
 	if (v & FATTR_MODE) {
 		if (S_ISLNK(ino->type))
 			ret = -EOPNOTSUPP;      /* Linux has no symlink modes */
-		else if (fchmodat(s->procfd, name, a->mode & 07777, 0))
+		else if (fchmodat(s->procfd, name,
+				  creds_safe_mode(s, ino->type | (a->mode & 07777)) & 07777, 0))
 			ret = -errno;
 	}
 	if (!ret && (v & (FATTR_UID | FATTR_GID))) {
@@ -207,7 +208,7 @@ int fsop_setxattr(struct fuse_req *r)
 	char path[40];
 	int flags = (int)r->arg.setxattr.flags;
 
-	if (xattr_forbidden(r->name))
+	if (xattr_forbidden(r->name) || !creds_xattr_allowed(r->s, r->name))
 		return -EPERM;
 	if (flags & ~(XATTR_CREATE | XATTR_REPLACE))
 		return -EINVAL;

@@ -79,6 +79,8 @@ static int entry_make(struct fuse_req *r, enum make_kind kind, mode_t mode, uint
 
 	if (!S_ISDIR(dir->type))
 		return -ENOTDIR;
+	if (kind != MAKE_SYMLINK)
+		mode = creds_safe_mode(r->s, mode) & (S_IFMT | 07777);
 	ret = creds_enter(r, &c, umask_, &mode);
 	if (ret)
 		return ret;
@@ -128,7 +130,7 @@ int fsop_mknod(struct fuse_req *r)
 
 int fsop_mkdir(struct fuse_req *r)
 {
-	return entry_make(r, MAKE_DIR, r->arg.mkdir.mode & 07777, r->arg.mkdir.umask);
+	return entry_make(r, MAKE_DIR, S_IFDIR | (r->arg.mkdir.mode & 07777), r->arg.mkdir.umask);
 }
 
 int fsop_symlink(struct fuse_req *r)

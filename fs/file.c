@@ -165,7 +165,8 @@ int fsop_create(struct fuse_req *r)
 	ret = fd_reserve(s);    /* the open file's; the inode's O_PATH fd reserves its own */
 	if (ret)
 		return ret;
-	ret = create_new(r, flags, a->mode & 07777, &out.e, &fd);
+	ret = create_new(r, flags, creds_safe_mode(s, S_IFREG | (a->mode & 07777)) & 07777, &out.e,
+			 &fd);
 	if (ret == -EEXIST && !(flags & O_EXCL))
 		ret = create_existing(r, flags, &out.e, &fd);
 	if (ret) {

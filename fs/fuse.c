@@ -251,6 +251,13 @@ int req_out_iov(const struct fuse_req *r, size_t off, size_t len, struct iovec *
 	return iov_slice(r->out, r->nout, sizeof(struct fuse_out_header) + off, len, dst, max);
 }
 
+int req_get_ext(const struct fuse_req *r, size_t off, void *dst, size_t n)
+{
+	if (off > r->extlen || n > r->extlen - off)
+		return -EINVAL;
+	return iov_gather(r->s, r->in, r->nin, r->extoff + off, dst, n) == n ? 0 : -EINVAL;
+}
+
 uint64_t req_flags(const struct fuse_req *r)
 {
 	return atomic_load(&r->s->flags);
@@ -363,8 +370,8 @@ static int req_dispatch(struct fuse_req *r, const struct fuse_opdesc *d, size_t 
 	if (!(d->flags & OP_NOREPLY) && req_room(r) < d->outmin)
 		return -EINVAL;
 
-	/* Extensions (security contexts, supplementary groups) are only sent when negotiated,
-	 * which we never do; they are skipped, not parsed as names. */
+	/* Extensions follow everything else; they are never parsed as names.  Only the
+	 * supplementary group (FUSE_CREATE_SUPP_GROUP) is negotiated and read, by creds.c. */
 	body = r->h.len - sizeof(r->h);
 	ext = (size_t)r->h.total_extlen * 8;
 	if (ext > body)
@@ -377,6 +384,8 @@ static int req_dispatch(struct fuse_req *r, const struct fuse_opdesc *d, size_t 
 		return -EINVAL;
 	r->tailoff = sizeof(r->h) + argn;
 	r->taillen = body - argn;
+	r->extoff = sizeof(r->h) + body;
+	r->extlen = ext;
 
 	ret = req_decode_tail(r, d, tailbuf, tailsz, heap);
 	if (ret)
@@ -446,7 +455,7 @@ static int fsop_init(struct fuse_req *r)
 	struct fuse_server *s = r->s;
 	const struct fuse_init_in *a = &r->arg.init;
 	struct fuse_init_out o;
-	uint64_t offered, ours;
+	uint64_t offered, ours, granted;
 	size_t outsize;
 	int ret;
 
@@ -486,12 +495,21 @@ static int fsop_init(struct fuse_req *r)
 	/* Only with a window: the guest's -o dax needs it, and mappings need it. */
 	if (s->dax)
 		ours |= FUSE_MAP_ALIGNMENT;
-	o.flags = (uint32_t)(offered & ours);
+	/* Only a root minivmm switches credentials, and so has a use for the group. */
+	if (s->switch_creds)
+		ours |= FUSE_CREATE_SUPP_GROUP;
+	granted = offered & ours;
+	o.flags = (uint32_t)granted;
+	/* The kernel reads flags2 only when the reply says INIT_EXT as well. */
+	if (granted >> 32) {
+		o.flags |= FUSE_INIT_EXT;
+		o.flags2 = (uint32_t)(granted >> 32);
+	}
 	o.max_readahead = a->max_readahead;
 	o.max_write = FUSE_MAX_WRITE;
 	o.time_gran = 1;
 	o.max_pages = FUSE_MAX_PAGES_;
-	if (offered & ours & FUSE_MAP_ALIGNMENT)
+	if (granted & FUSE_MAP_ALIGNMENT)
 		o.map_alignment = (uint16_t)fs_dax_page_shift(s);
 	/* Older kernels read a shorter reply. */
 	outsize = o.minor < 5 ? FUSE_COMPAT_INIT_OUT_SIZE
@@ -500,7 +518,7 @@ static int fsop_init(struct fuse_req *r)
 	if (ret)
 		goto out;
 	s->minor = o.minor;
-	atomic_store(&s->flags, offered & ours);
+	atomic_store(&s->flags, granted);
 	atomic_store(&s->inited, true);
 	ret = (int)outsize;
 out:

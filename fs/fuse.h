@@ -16,6 +16,10 @@ struct fuse_config {
 	bool readonly;             /* enforced on the host: every modifying op gets EROFS */
 	enum fuse_cache cache;     /* entry/attr timeouts and open flags (DIRECT_IO, KEEP_CACHE) */
 	bool xattr;                /* extended attributes (and POSIX ACLs) passed through */
+	/* The guest may plant privileges on host files: setuid, setgid with group-exec, and
+	 * security.capability.  Off (the default): such mode bits are stripped on create,
+	 * mkdir, mknod and chmod, and setting security.capability is refused (creds.c). */
+	bool suid;
 	unsigned threads;          /* hint for blocking-op concurrency; 0 = default */
 	/* The DAX window (FUSE_SETUPMAPPING maps files into it), from
 	 * fuse_dax_window_create and owned by the caller; NULL: no DAX.  dax_size is a
@@ -41,7 +45,8 @@ void fuse_server_destroy(struct fuse_server *s);
  * unreadable).  Safe to call from several threads at once.
  *
  * What it does to the calling thread: when running as root, ops that create files switch
- * the thread's fsuid/fsgid to the requester's and back (raw syscalls, this thread only);
+ * the thread's fsuid/fsgid and supplementary groups to the requester's and back (raw
+ * syscalls, this thread only);
  * the first such op unshares the thread's fs_struct (CLONE_FS) so its umask can be the
  * guest's.  SETLKW blocks the calling thread until the lock is granted (no lock of the
  * server's is held meanwhile), so a transport wants more workers than it expects

@@ -146,6 +146,7 @@ struct fuse_req {
 	const char *name, *name2;   /* validated, in local memory */
 	const char *value;          /* SETXATTR value, in local memory */
 	size_t valuelen;
+	size_t extoff, extlen;      /* request extensions (h.total_extlen), after the tail */
 	bool ro;
 };
 
@@ -165,6 +166,8 @@ int req_get_tail(struct fuse_req *r, size_t off, void *dst, size_t n);
  * `off`, for zero-copy preadv/pwritev; returns the count or a negative errno. */
 int req_tail_iov(const struct fuse_req *r, size_t off, size_t len, struct iovec *dst, int max);
 int req_out_iov(const struct fuse_req *r, size_t off, size_t len, struct iovec *dst, int max);
+/* Copy `n` bytes of the request's extensions at offset `off` into local memory. */
+int req_get_ext(const struct fuse_req *r, size_t off, void *dst, size_t n);
 uint64_t req_flags(const struct fuse_req *r);
 
 /* ---- inode and handle tables (inode.c) ----------------------------------------------- */
@@ -235,15 +238,35 @@ uint64_t fs_dax_page_shift(const struct fuse_server *s);
 
 /* ---- credentials (creds.c) ----------------------------------------------------------- */
 
+/* FUSE 7.38: the caller's supplementary group (the parent directory's, when the caller is
+ * in it) comes with MKNOD, MKDIR, SYMLINK and CREATE.  Debian 12's header predates it. */
+#ifndef FUSE_CREATE_SUPP_GROUP
+#define FUSE_CREATE_SUPP_GROUP  (1ULL << 34)
+#define FUSE_EXT_GROUPS         32
+#endif
+#define CREDS_GROUPS_SAVED      32      /* this thread's groups kept without malloc */
+
 struct fs_creds {
 	bool switched;
 	uint32_t old_uid, old_gid;
+	bool groups_set;        /* this thread's supplementary groups replaced */
+	int ngroups;            /* ... and what they were */
+	gid_t *groups;          /* `saved` or malloc'd */
+	gid_t saved[CREDS_GROUPS_SAVED];
 };
 
 /* Around an op that creates an inode: this thread's fsuid/fsgid become the requester's,
- * and its umask the guest's.  `*mode` is adjusted when the umask cannot be per-thread. */
+ * its supplementary groups the ones the guest sent (FUSE_CREATE_SUPP_GROUP) or none, and
+ * its umask the guest's.  `*mode` is adjusted when the umask cannot be per-thread.  Only
+ * this thread's credentials change (raw syscalls), and creds_leave restores them all. */
 int creds_enter(const struct fuse_req *r, struct fs_creds *c, uint32_t umask, mode_t *mode);
 void creds_leave(struct fs_creds *c);
+/* `mode` (with its S_IFMT type) as the share lets the guest store it: unchanged with
+ * suid=on; otherwise without setuid, and without setgid where it is setgid-exec (on a
+ * non-directory with group-exec). */
+mode_t creds_safe_mode(const struct fuse_server *s, mode_t mode);
+/* May the guest set this xattr?  Not security.capability unless suid=on. */
+bool creds_xattr_allowed(const struct fuse_server *s, const char *name);
 
 /* ---- ops, one per opcode ------------------------------------------------------------- */
 

@@ -122,6 +122,13 @@ int share_parse(const char *arg, struct share *sh, char *err, size_t errlen)
 				sh->fuse.xattr = false;
 			else
 				ret = fail(err, errlen, "--share '%s': xattr must be on or off", arg);
+		} else if (!strcmp(kv, "suid")) {
+			if (!strcmp(val, "on"))
+				sh->fuse.suid = true;
+			else if (!strcmp(val, "off"))
+				sh->fuse.suid = false;
+			else
+				ret = fail(err, errlen, "--share '%s': suid must be on or off", arg);
 		} else {
 			ret = fail(err, errlen, "--share '%s': unknown key '%s'", arg, kv);
 		}

@@ -246,7 +246,7 @@ for t in pci mmio; do
 	expect_eq "$t: host: rename source is gone" "<missing>" "$(content "$w/to-rename.txt")"
 	expect_eq "$t: host: sym is a symlink" "symbolic link" "$(stat -c %F "$w/sym" 2>&1)"
 	expect_eq "$t: host: sym -> data.txt" "data.txt" "$(readlink "$w/sym" 2>&1)"
-	expect_eq "$t: host: mode4755 mode" 4755 "$(stat -c %a "$w/mode4755" 2>&1)"
+	expect_eq "$t: host: mode4755 mode (suid=off: no setuid)" 755 "$(stat -c %a "$w/mode4755" 2>&1)"
 	expect_eq "$t: host: owned is 1234:5678" "1234:5678" "$(stat -c %u:%g "$w/owned" 2>&1)"
 	expect_eq "$t: host: times mtime" 1000000000 "$(stat -c %Y "$w/times" 2>&1)"
 	if [ -z "$xattr_tool" ]; then
@@ -337,4 +337,5 @@ bad "--share: unknown key"            "unknown key 'bogus'"         --share "tag
 bad "--share: path is a regular file" "is not a directory"          --share "tag=t,path=$base/file"
 bad "--share: no path"                "no path= given"              --share tag=t
 bad "--share: bad cache mode"         "cache must be never, auto or always" --share "tag=t,path=$good,cache=sometimes"
+bad "--share: bad suid value"         "suid must be on or off"      --share "tag=t,path=$good,suid=yes"
 finish

@@ -28,6 +28,7 @@ Test(share, defaults)
 	cr_assert_not(sh.fuse.readonly);
 	cr_assert_eq(sh.fuse.cache, FUSE_CACHE_AUTO);
 	cr_assert(sh.fuse.xattr);
+	cr_assert_not(sh.fuse.suid, "a guest plants no setuid files unless allowed");
 	cr_assert_eq(sh.queues, 1);
 	cr_assert_eq(sh.threads, 4);
 	share_free(&sh);
@@ -48,6 +49,12 @@ Test(share, every_option)
 	share_free(&sh);
 	cr_assert_eq(share_parse("tag=a,path=/tmp,cache=always", &sh, err, sizeof(err)), 0);
 	cr_assert_eq(sh.fuse.cache, FUSE_CACHE_ALWAYS);
+	share_free(&sh);
+	cr_assert_eq(share_parse("tag=a,path=/tmp,suid=on", &sh, err, sizeof(err)), 0, "%s", err);
+	cr_assert(sh.fuse.suid);
+	share_free(&sh);
+	cr_assert_eq(share_parse("tag=a,path=/tmp,suid=on,suid=off", &sh, err, sizeof(err)), 0);
+	cr_assert_not(sh.fuse.suid);
 	share_free(&sh);
 }
 
@@ -78,6 +85,7 @@ Test(share, mistakes)
 	bad("tag=t,path=/tmp,queues=2x", "queues must be 1 to 16");
 	bad("tag=t,path=/tmp,threads=65", "threads must be 1 to 64");
 	bad("tag=t,path=/tmp,xattr=maybe", "xattr must be on or off");
+	bad("tag=t,path=/tmp,suid=yes", "suid must be on or off");
 	bad("tag=t,path=/tmp,colour=blue", "unknown key 'colour'");
 	bad("tag=t,path=/tmp,rw", "'rw' needs a value");
 	bad("tag=t,path", "'path' needs a value");
