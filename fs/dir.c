@@ -82,6 +82,7 @@ static size_t dir_entry(struct fuse_server *s, struct fs_handle *h, const struct
 			size_t namelen, bool plus, char *buf)
 {
 	struct fuse_dirent *d;
+	uint32_t pmode = 0;     /* READDIRPLUS: the entry's mode as the lookup shows it */
 	size_t size;
 
 	if (plus) {
@@ -93,6 +94,7 @@ static size_t dir_entry(struct fuse_server *s, struct fs_handle *h, const struct
 		 * does an entry that vanished or failed since getdents saw it. */
 		if (!dots && fs_lookup(s, h->ino, de->d_name, &dp->entry_out))
 			memset(&dp->entry_out, 0, sizeof(dp->entry_out));
+		pmode = dp->entry_out.attr.mode;
 		d = &dp->dirent;
 	} else {
 		size = FUSE_DIRENT_ALIGN(FUSE_NAME_OFFSET + namelen);
@@ -102,7 +104,8 @@ static size_t dir_entry(struct fuse_server *s, struct fs_handle *h, const struct
 	d->ino = de->d_ino;
 	d->off = (uint64_t)de->d_off;
 	d->namelen = (uint32_t)namelen;
-	d->type = de->d_type;
+	/* A mapped device node's host file is regular; the guest is told what it is. */
+	d->type = pmode ? (pmode & S_IFMT) >> 12 : node_dtype(s, h->fd, de->d_name, de->d_type);
 	memcpy(d->name, de->d_name, namelen);
 	return size;
 }

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "fs/internal.h"
@@ -67,11 +68,16 @@ int fsop_readlink(struct fuse_req *r)
 	return (int)n;
 }
 
-enum make_kind { MAKE_NODE, MAKE_DIR, MAKE_SYMLINK };
+/* MAKE_MAPPED: a device node as its placeholder (devices=mapped, node.c). */
+enum make_kind { MAKE_NODE, MAKE_DIR, MAKE_SYMLINK, MAKE_MAPPED };
 
-/* Create one entry as the requesting user, then answer with its lookup. */
-static int entry_make(struct fuse_req *r, enum make_kind kind, mode_t mode, uint32_t umask_)
+/* Create one entry as the requesting user, then answer with its lookup.  `rdev` (FUSE's
+ * encoding) is a device node's number. */
+static int entry_make(struct fuse_req *r, enum make_kind kind, mode_t mode, uint32_t umask_,
+		      uint32_t rdev)
 {
+	uint32_t major, minor;
+
 	struct fs_inode *dir = r->ino;
 	struct fuse_entry_out e;
 	struct fs_creds c;
@@ -79,7 +85,8 @@ static int entry_make(struct fuse_req *r, enum make_kind kind, mode_t mode, uint
 
 	if (!S_ISDIR(dir->type))
 		return -ENOTDIR;
-	if (kind != MAKE_SYMLINK)
+	/* A mapped node's bits are only ever in its attribute, never a host privilege. */
+	if (kind != MAKE_SYMLINK && kind != MAKE_MAPPED)
 		mode = creds_safe_mode(r->s, mode) & (S_IFMT | 07777);
 	ret = creds_enter(r, &c, umask_, &mode);
 	if (ret)
@@ -91,8 +98,13 @@ static int entry_make(struct fuse_req *r, enum make_kind kind, mode_t mode, uint
 	case MAKE_SYMLINK:
 		ret = symlinkat(r->name2, dir->fd, r->name);
 		break;
+	case MAKE_MAPPED:
+		/* The guest's umask is ours to apply: the placeholder is made 0600 whatever. */
+		ret = node_create(r->s, dir->fd, r->name, mode & ~(mode_t)(umask_ & 0777), rdev);
+		break;
 	default:
-		ret = mknodat(dir->fd, r->name, mode, 0);
+		node_dev_decode(rdev, &major, &minor);
+		ret = mknodat(dir->fd, r->name, mode, makedev(major, minor));
 		break;
 	}
 	ret = ret ? -errno : 0;
@@ -110,7 +122,6 @@ int fsop_mknod(struct fuse_req *r)
 {
 	mode_t mode = r->arg.mknod.mode;
 
-	/* Device nodes would hand the guest raw host devices. */
 	switch (mode & S_IFMT) {
 	case 0:
 		mode |= S_IFREG;
@@ -121,21 +132,29 @@ int fsop_mknod(struct fuse_req *r)
 		break;
 	case S_IFCHR:
 	case S_IFBLK:
-		return -EPERM;
+		/* A real node would hand the guest a host device (README, devices=). */
+		if (r->s->cfg.devices == FUSE_DEVICES_MAPPED)
+			return entry_make(r, MAKE_MAPPED, mode & (S_IFMT | 07777),
+					  r->arg.mknod.umask, r->arg.mknod.rdev);
+		if (r->s->cfg.devices != FUSE_DEVICES_HOST)
+			return -EPERM;
+		break;
 	default:
 		return -EINVAL;
 	}
-	return entry_make(r, MAKE_NODE, mode & (S_IFMT | 07777), r->arg.mknod.umask);
+	return entry_make(r, MAKE_NODE, mode & (S_IFMT | 07777), r->arg.mknod.umask,
+			  r->arg.mknod.rdev);
 }
 
 int fsop_mkdir(struct fuse_req *r)
 {
-	return entry_make(r, MAKE_DIR, S_IFDIR | (r->arg.mkdir.mode & 07777), r->arg.mkdir.umask);
+	return entry_make(r, MAKE_DIR, S_IFDIR | (r->arg.mkdir.mode & 07777), r->arg.mkdir.umask,
+			  0);
 }
 
 int fsop_symlink(struct fuse_req *r)
 {
-	return entry_make(r, MAKE_SYMLINK, 0777, 0);
+	return entry_make(r, MAKE_SYMLINK, 0777, 0, 0);
 }
 
 /* The share's root has no name inside the share (names are single components, never

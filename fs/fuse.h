@@ -10,6 +10,10 @@
 #include <sys/uio.h>
 
 enum fuse_cache { FUSE_CACHE_NEVER, FUSE_CACHE_AUTO, FUSE_CACHE_ALWAYS };
+/* What a guest's MKNOD of a character or block device makes (fs/node.c): an inert regular
+ * host file standing for the node (MAPPED, the default: 0), a real host device node
+ * (HOST, needs CAP_MKNOD), or nothing (DENY: EPERM). */
+enum fuse_devices { FUSE_DEVICES_MAPPED, FUSE_DEVICES_HOST, FUSE_DEVICES_DENY };
 
 struct fuse_config {
 	const char *path;          /* the shared directory */
@@ -20,6 +24,7 @@ struct fuse_config {
 	 * security.capability.  Off (the default): such mode bits are stripped on create,
 	 * mkdir, mknod and chmod, and setting security.capability is refused (creds.c). */
 	bool suid;
+	enum fuse_devices devices;
 	unsigned threads;          /* hint for blocking-op concurrency; 0 = default */
 	/* The DAX window (FUSE_SETUPMAPPING maps files into it), from
 	 * fuse_dax_window_create and owned by the caller; NULL: no DAX.  dax_size is a

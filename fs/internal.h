@@ -268,6 +268,54 @@ mode_t creds_safe_mode(const struct fuse_server *s, mode_t mode);
 /* May the guest set this xattr?  Not security.capability unless suid=on. */
 bool creds_xattr_allowed(const struct fuse_server *s, const char *name);
 
+/* ---- mapped device nodes (node.c) --------------------------------------------------- */
+
+/* The attribute that makes an inert regular file stand for a device node (node.c's head
+ * comment has the encoding).  The guest can never read, list, set or remove either. */
+#define NODE_XATTR_ROOT "trusted.minivmm.node"  /* when minivmm runs as root */
+#define NODE_XATTR_USER "user.minivmm.node"     /* otherwise */
+#define NODE_XATTR_MAX  64
+#define NODE_NOT_MAPPED 1       /* node_chmod: not a mapped node, act on the host file */
+
+struct node_meta {
+	mode_t mode;            /* S_IFCHR or S_IFBLK, and the permission bits (07777) */
+	uint32_t major, minor;
+};
+
+/* Version 1 text into buf: its length, or -EINVAL (not a device, numbers out of range). */
+int node_encode(const struct node_meta *m, char *buf, size_t len);
+/* 0, or -EINVAL for anything but a well-formed version 1 value. */
+int node_decode(const char *buf, size_t len, struct node_meta *m);
+void node_dev_decode(uint32_t rdev, uint32_t *major, uint32_t *minor);
+const char *node_xattr_name(const struct fuse_server *s);
+bool node_xattr_hidden(const char *name);
+/* Could this host file be a placeholder (regular, empty, no bits beyond 0600)? */
+bool node_candidate(const struct statx *stx);
+/* Show a placeholder in `stx` (from fd) as its node: 1 if it was one, else 0 (a plain file:
+ * logged, rate-limited, if it had a bad attribute or `known_node` says it was a node). */
+int node_present(struct fuse_server *s, int fd, struct statx *stx, bool known_node);
+/* fs_statx with a placeholder shown as its node (LOOKUP). */
+int node_statx(struct fuse_server *s, int fd, struct statx *stx);
+/* The same for an inode we hold: the attribute is read only if the guest knows it as a
+ * character or block device (GETATTR, SETATTR). */
+int node_inode_statx(struct fuse_server *s, const struct fs_inode *ino, struct statx *stx);
+/* MKNOD with devices=mapped: a 0600 empty file `name` in dirfd with the attribute for
+ * `mode` (type and permission bits) and `rdev` (FUSE's encoding), made as the calling
+ * thread's fsuid; like a system call: 0, or -1 with errno (the file is gone on failure). */
+int node_create(struct fuse_server *s, int dirfd, const char *name, mode_t mode, uint32_t rdev);
+/* SETATTR of a mapped node: chmod changes the stored bits (0 or -errno); NODE_NOT_MAPPED
+ * if `ino` is no mapped node.  node_chown drops setuid/setgid-exec from the stored bits
+ * after the host file's owner changed (0 for other inodes). */
+int node_chmod(struct fuse_server *s, const struct fs_inode *ino, mode_t perm);
+int node_chown(struct fuse_server *s, const struct fs_inode *ino);
+/* SETXATTR/REMOVEXATTR: EPERM for minivmm's own names; on a mapped node, no ACL (it would
+ * change the host mode) and no user.* (as on any device node). */
+int node_xattr_check(struct fuse_server *s, const struct fs_inode *ino, const char *name);
+/* A LISTXATTR result without minivmm's names, in place: the new length. */
+size_t node_xattr_filter(char *list, size_t len);
+/* READDIR's d_type for `name` in the open directory dirfd: DT_CHR/DT_BLK for a placeholder. */
+uint8_t node_dtype(struct fuse_server *s, int dirfd, const char *name, uint8_t d_type);
+
 /* ---- ops, one per opcode ------------------------------------------------------------- */
 
 int fsop_lookup(struct fuse_req *r);

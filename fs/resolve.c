@@ -225,7 +225,7 @@ int fs_lookup(struct fuse_server *s, struct fs_inode *dir, const char *name,
 		fd_unreserve(s);
 		return fd;
 	}
-	ret = fs_statx(fd, &stx);
+	ret = node_statx(s, fd, &stx);    /* a mapped device node shows as the node */
 	if (ret) {
 		close(fd);
 		fd_unreserve(s);

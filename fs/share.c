@@ -7,9 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/capability.h>
 
 #include "fs/share.h"
 #include "vmm/memory.h"
+#include "vmm/vm.h"
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -29,6 +34,38 @@ static bool parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
 		return false;
 	*out = v;
 	return true;
+}
+
+/* CAP_MKNOD in this process's effective set (root usually has it; a container may not). */
+static bool have_cap_mknod(void)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3];
+
+	memset(d, 0, sizeof(d));
+	if (syscall(SYS_capget, &h, d))
+		return false;
+	return d[CAP_MKNOD / 32].effective & (1u << (CAP_MKNOD % 32));
+}
+
+/* devices=host puts guest-made device nodes on the host for real: it needs CAP_MKNOD, and
+ * such a node opens the host's device for any host user its mode lets in, unless the
+ * host mounted the share nodev.  Refused without the capability, warned about once
+ * otherwise (this runs at start-up only). */
+static int share_check_devices(const char *arg, const struct share *sh, char *err,
+			       size_t errlen)
+{
+	struct statvfs sv;
+
+	if (sh->fuse.devices != FUSE_DEVICES_HOST)
+		return 0;
+	if (!have_cap_mknod())
+		return fail(err, errlen, "--share '%s': devices=host needs CAP_MKNOD (run as root), "
+			    "or use devices=mapped", arg);
+	if (statvfs(sh->path, &sv) || !(sv.f_flag & ST_NODEV))
+		vm_log("warning: share %s: devices=host: device nodes the guest makes are real on "
+		       "the host, and %s is not on a nodev mount", sh->tag, sh->path);
+	return 0;
 }
 
 static void share_defaults(struct share *sh)
@@ -129,6 +166,16 @@ int share_parse(const char *arg, struct share *sh, char *err, size_t errlen)
 				sh->fuse.suid = false;
 			else
 				ret = fail(err, errlen, "--share '%s': suid must be on or off", arg);
+		} else if (!strcmp(kv, "devices")) {
+			if (!strcmp(val, "mapped"))
+				sh->fuse.devices = FUSE_DEVICES_MAPPED;
+			else if (!strcmp(val, "host"))
+				sh->fuse.devices = FUSE_DEVICES_HOST;
+			else if (!strcmp(val, "deny"))
+				sh->fuse.devices = FUSE_DEVICES_DENY;
+			else
+				ret = fail(err, errlen, "--share '%s': devices must be mapped, host or deny",
+					   arg);
 		} else {
 			ret = fail(err, errlen, "--share '%s': unknown key '%s'", arg, kv);
 		}
@@ -145,6 +192,8 @@ int share_parse(const char *arg, struct share *sh, char *err, size_t errlen)
 		else if (!S_ISDIR(st.st_mode))
 			ret = fail(err, errlen, "--share path '%s' is not a directory", sh->path);
 	}
+	if (!ret)
+		ret = share_check_devices(arg, sh, err, errlen);
 	if (ret) {
 		share_free(sh);
 		return ret;

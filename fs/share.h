@@ -1,5 +1,5 @@
 /* --share tag=NAME,path=DIR[,ro][,cache=never|auto|always][,queues=N][,threads=N][,xattr=on|off]
- *         [,dax=SIZE][,suid=on|off]
+ *         [,dax=SIZE][,suid=on|off][,devices=mapped|host|deny]
  * parsed into a FUSE server configuration plus the virtio-fs device's own settings. */
 #ifndef MINIVMM_FS_SHARE_H
 #define MINIVMM_FS_SHARE_H
@@ -28,7 +28,8 @@ struct share {
 
 /* Parse one --share argument; on error returns -EINVAL with one line in err naming the
  * problem (unknown key, bad value, missing tag or path, tag over 36 bytes, path not a
- * directory, a DAX window that is not whole 2 MiB ranges). */
+ * directory, a DAX window that is not whole 2 MiB ranges, devices=host without CAP_MKNOD).
+ * devices=host on a share whose mount is not nodev logs one warning line. */
 int share_parse(const char *arg, struct share *sh, char *err, size_t errlen);
 /* A share of `path` (already checked by the caller) with the defaults above. */
 int share_init(struct share *sh, const char *tag, const char *path, bool readonly)

@@ -4,6 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/capability.h>
 
 #include "fs/share.h"
 
@@ -29,6 +33,7 @@ Test(share, defaults)
 	cr_assert_eq(sh.fuse.cache, FUSE_CACHE_AUTO);
 	cr_assert(sh.fuse.xattr);
 	cr_assert_not(sh.fuse.suid, "a guest plants no setuid files unless allowed");
+	cr_assert_eq(sh.fuse.devices, FUSE_DEVICES_MAPPED);
 	cr_assert_eq(sh.queues, 1);
 	cr_assert_eq(sh.threads, 4);
 	share_free(&sh);
@@ -86,6 +91,8 @@ Test(share, mistakes)
 	bad("tag=t,path=/tmp,threads=65", "threads must be 1 to 64");
 	bad("tag=t,path=/tmp,xattr=maybe", "xattr must be on or off");
 	bad("tag=t,path=/tmp,suid=yes", "suid must be on or off");
+	bad("tag=t,path=/tmp,devices=yes", "devices must be mapped, host or deny");
+	bad("tag=t,path=/tmp,devices=", "devices must be mapped, host or deny");
 	bad("tag=t,path=/tmp,colour=blue", "unknown key 'colour'");
 	bad("tag=t,path=/tmp,rw", "'rw' needs a value");
 	bad("tag=t,path", "'path' needs a value");
@@ -117,4 +124,53 @@ Test(share, dax_window_sizes)
 	bad("tag=t,path=/tmp,dax=lots", "dax must be a size");
 	bad("tag=t,path=/tmp,dax=-2M", "dax must be a size");
 	bad("tag=t,path=/tmp,dax=99999999999999999999G", "dax must be a size");
+}
+
+Test(share, devices_modes)
+{
+	static const struct { const char *arg; enum fuse_devices want; } ok[] = {
+		{ "tag=a,path=/tmp,devices=mapped", FUSE_DEVICES_MAPPED },
+		{ "tag=a,path=/tmp,devices=deny", FUSE_DEVICES_DENY },
+		{ "tag=a,path=/tmp,devices=deny,devices=mapped", FUSE_DEVICES_MAPPED },
+	};
+	struct share sh;
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		cr_assert_eq(share_parse(ok[i].arg, &sh, err, sizeof(err)), 0, "%s", err);
+		cr_assert_eq(sh.fuse.devices, ok[i].want, "%s", ok[i].arg);
+		share_free(&sh);
+	}
+	if (geteuid() != 0)
+		return;
+	/* root has CAP_MKNOD (and /tmp is no nodev mount here: a warning line, no error) */
+	cr_assert_eq(share_parse("tag=a,path=/tmp,devices=host", &sh, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sh.fuse.devices, FUSE_DEVICES_HOST);
+	share_free(&sh);
+}
+
+/* Without CAP_MKNOD devices=host is refused at start-up (in a child that drops it). */
+Test(share, devices_host_needs_cap_mknod)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3];
+	int st;
+	pid_t pid;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root");
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct share sh;
+		if (syscall(SYS_capget, &h, d))
+			_exit(2);
+		d[CAP_MKNOD / 32].effective &= ~(1u << (CAP_MKNOD % 32));
+		if (syscall(SYS_capset, &h, d))
+			_exit(3);
+		if (share_parse("tag=a,path=/tmp,devices=host", &sh, err, sizeof(err)) != -EINVAL)
+			_exit(4);
+		_exit(strstr(err, "devices=host needs CAP_MKNOD") ? 0 : 5);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
 }
