@@ -66,5 +66,16 @@ expect_match "--help shows usage" "^usage: minivmm --kernel" "$out"
 expect_match "--help documents dax=" "dax=SIZE" "$out"
 expect_match "--help documents exit status 122" "122 the guest touched a DAX mapping" "$out"
 bad "--share: dax not whole 2 MiB ranges" "dax must be a multiple of 2M" --kernel "$K" --share tag=t,path=/tmp,dax=5M
+bad "--share: bad devices value" "devices must be mapped, host or deny" --kernel "$K" --share tag=t,path=/tmp,devices=some
+bad "--share: empty devices value" "devices must be mapped, host or deny" --kernel "$K" --share tag=t,path=/tmp,devices=
+# devices=host makes real device nodes: refused at start-up without CAP_MKNOD.
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
+	out=$(setpriv --inh-caps=-mknod --bounding-set=-mknod "$M" --kernel "$K" \
+		--share tag=t,path=/tmp,devices=host -- true 2>&1 >/dev/null); rc=$?
+	expect_eq "devices=host without CAP_MKNOD: status" 1 "$rc"
+	expect_match "devices=host without CAP_MKNOD: message" \
+		"^minivmm: --share '[^']*': devices=host needs CAP_MKNOD" "$out"
+	expect_eq "devices=host without CAP_MKNOD: one line" 1 "$(printf '%s\n' "$out" | wc -l)"
+fi
 expect_match "--version" "^minivmm [0-9]+\.[0-9]+\.[0-9]+$" "$("$M" --version)"
 finish

@@ -65,6 +65,10 @@ else
 	xattr_tool=
 fi
 
+# Where minivmm keeps a mapped device node (fs/node.c): it runs as this user.
+node_attr=user.minivmm.node
+[ "$(id -u)" = 0 ] && node_attr=trusted.minivmm.node
+
 # What the guest runs on the main share: fsprobe, host fixtures, escape attempts, then a
 # host-side change it must see (cache=auto).  One "NAME: value" marker per fact.
 probe=$(cat <<'EOF'
@@ -269,6 +273,22 @@ for t in pci mmio; do
 	expect_eq "$t: host: fifo is a FIFO" fifo "$(stat -c %F "$w/fifo" 2>&1)"
 	expect_eq "$t: host: dir is a 0755 directory" "directory 755" "$(stat -c '%F %a' "$w/dir" 2>&1)"
 	expect_eq "$t: host: no device node in the share" "" "$(find "$share" \( -type b -o -type c \) 2>&1)"
+	# Every file type went through create/chown/chmod/rename/link/unlink and is gone; the
+	# device nodes left (devices=mapped, the default) are inert 0600 files on the host with
+	# the node in minivmm's attribute (trusted.* as root, user.* otherwise).
+	expect_eq "$t: host: types/ is empty after the file-type cycles" "" "$(ls -A "$w/types" 2>&1)"
+	for n in chr blk; do
+		expect_eq "$t: host: nodes/$n is an empty 0600 regular file" "regular empty file 600" \
+			"$(stat -c '%F %a' "$w/nodes/$n" 2>&1)"
+	done
+	expect_eq "$t: host: nodes/chr owned 1234:5678 (the guest's chown)" "1234:5678" \
+		"$(stat -c %u:%g "$w/nodes/chr" 2>&1)"
+	if [ -z "$xattr_tool" ]; then
+		nok "$t: host: nodes/* attribute: neither getfattr nor python3 to read it"
+	else
+		expect_eq "$t: host: nodes/chr $node_attr ($xattr_tool)" "1 c 666 1 3" "$(xget "$w/nodes/chr" "$node_attr")"
+		expect_eq "$t: host: nodes/blk $node_attr ($xattr_tool)" "1 b 660 7 0" "$(xget "$w/nodes/blk" "$node_attr")"
+	fi
 	missing=
 	if [ -f "$w/MANIFEST" ]; then
 		while read -r name _; do

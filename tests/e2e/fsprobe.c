@@ -941,17 +941,167 @@ static const char *t_fifo(void)
 	return NULL;
 }
 
-static const char *t_chardev(void)
+/* ---- every file type through every namespace op (pjdfstest's "regular fifo block char
+ * socket" cycle, plus directories and symlinks) ---- */
+
+#define NODE_CHR_MAJOR 1         /* the guest's /dev/null: the guest kernel opens it */
+#define NODE_CHR_MINOR 3
+#define NODE_BLK_MAJOR 7
+#define NODE_BLK_MINOR 0
+
+static const char *type_name(mode_t type)
 {
-	errno = 0;
-	if (mknod("chardev", S_IFCHR | 0666, makedev(1, 3)) == 0) {
-		unlink("chardev");
-		FAIL("a character device node (1,3) was created on the host");
+	switch (type) {
+	case S_IFREG: return "regular file";
+	case S_IFDIR: return "directory";
+	case S_IFLNK: return "symlink";
+	case S_IFIFO: return "FIFO";
+	case S_IFSOCK: return "socket";
+	case S_IFCHR: return "character device";
+	default: return "block device";
 	}
-	if (errno != EPERM)
-		FAIL("mknod S_IFCHR: %s, expected EPERM", strerror(errno));
+}
+
+static dev_t type_rdev(mode_t type)
+{
+	if (type == S_IFCHR)
+		return makedev(NODE_CHR_MAJOR, NODE_CHR_MINOR);
+	return type == S_IFBLK ? makedev(NODE_BLK_MAJOR, NODE_BLK_MINOR) : 0;
+}
+
+/* Make one file of `type` at path with permission bits 0644 (symlinks: 0777). */
+static int type_make(const char *path, mode_t type)
+{
+	int fd;
+
+	switch (type) {
+	case S_IFREG:
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+		return fd < 0 ? -1 : close(fd);
+	case S_IFDIR:
+		return mkdir(path, 0644);
+	case S_IFLNK:
+		return symlink("target-of-the-link", path);
+	default:
+		return mknod(path, type | 0644, type_rdev(type));
+	}
+}
+
+/* lstat(path) is of `type` with permission bits `perm`, owner uid:gid (-1: any). */
+static const char *type_check(const char *path, mode_t type, mode_t perm, uid_t uid, gid_t gid,
+			      struct stat *st)
+{
+	SYS(lstat(path, st));
+	if ((st->st_mode & S_IFMT) != type)
+		FAIL("%s: mode %o, expected a %s", path, st->st_mode, type_name(type));
+	if (type != S_IFLNK && (st->st_mode & 07777) != perm)
+		FAIL("%s: permission bits %o, expected %o", path, st->st_mode & 07777, perm);
+	if ((type == S_IFCHR || type == S_IFBLK) && st->st_rdev != type_rdev(type))
+		FAIL("%s: device %u:%u, expected %u:%u", path, major(st->st_rdev), minor(st->st_rdev),
+		     major(type_rdev(type)), minor(type_rdev(type)));
+	if (uid != (uid_t)-1 && (st->st_uid != uid || st->st_gid != gid))
+		FAIL("%s: owner %u:%u, expected %u:%u", path, st->st_uid, st->st_gid, uid, gid);
+	return NULL;
+}
+
+/* Create, stat, chown, chmod, rename, link and unlink one file of each type in types/;
+ * nothing is left behind. */
+static const char *type_cycle(mode_t type)
+{
+	char a[64], b[64], l[64];
+	struct stat st, st2;
+	const char *r;
+	ino_t ino;
+
+	if (mkdir("types", 0755) < 0 && errno != EEXIST)
+		FAIL("mkdir types: %s", strerror(errno));
+	snprintf(a, sizeof(a), "types/%o", (unsigned)type);
+	snprintf(b, sizeof(b), "types/%o.renamed", (unsigned)type);
+	snprintf(l, sizeof(l), "types/%o.link", (unsigned)type);
+	if (type_make(a, type) < 0)
+		FAIL("create a %s: %s", type_name(type), strerror(errno));
+	if ((r = type_check(a, type, 0644, 0, 0, &st)))
+		return r;
+	ino = st.st_ino;
+	SYS(lchown(a, OWNER_UID, OWNER_GID));
+	if ((r = type_check(a, type, 0644, OWNER_UID, OWNER_GID, &st)))
+		FAIL_AFTER("after lchown", r);
+	if (type != S_IFLNK) {
+		SYS(chmod(a, 0640));
+		if ((r = type_check(a, type, 0640, OWNER_UID, OWNER_GID, &st)))
+			FAIL_AFTER("after chmod 0640", r);
+	}
+	if (drop_caches() < 0)
+		NOTE("could not drop caches");
+	if ((r = type_check(a, type, type == S_IFLNK ? 0 : 0640, OWNER_UID, OWNER_GID, &st)))
+		FAIL_AFTER("after dropping the guest's caches", r);
+	SYS(rename(a, b));
+	SYSERR(lstat(a, &st2), ENOENT);
+	if ((r = type_check(b, type, type == S_IFLNK ? 0 : 0640, OWNER_UID, OWNER_GID, &st)))
+		FAIL_AFTER("after rename", r);
+	if (st.st_ino != ino)
+		FAIL("rename changed the inode number: %lu, was %lu", (unsigned long)st.st_ino,
+		     (unsigned long)ino);
+	if (type == S_IFDIR) {
+		SYSERR(link(b, l), EPERM);
+		SYS(rmdir(b));
+	} else {
+		SYS(link(b, l));
+		SYS(lstat(l, &st2));
+		if (st2.st_ino != ino || st2.st_nlink != 2 || (st2.st_mode & S_IFMT) != type)
+			FAIL("link: inode %lu, %lu links, mode %o; expected inode %lu, 2 links, a %s",
+			     (unsigned long)st2.st_ino, (unsigned long)st2.st_nlink, st2.st_mode,
+			     (unsigned long)ino, type_name(type));
+		SYS(unlink(b));
+		if ((r = type_check(l, type, type == S_IFLNK ? 0 : 0640, OWNER_UID, OWNER_GID, &st)))
+			FAIL_AFTER("after unlinking the other link", r);
+		if (st.st_nlink != 1)
+			FAIL("%lu links after unlinking one of two", (unsigned long)st.st_nlink);
+		SYS(unlink(l));
+		SYSERR(lstat(l, &st2), ENOENT);
+	}
+	SYSERR(lstat(b, &st2), ENOENT);
+	return NULL;
+}
+
+static const char *t_type_reg(void) { return type_cycle(S_IFREG); }
+static const char *t_type_dir(void) { return type_cycle(S_IFDIR); }
+static const char *t_type_lnk(void) { return type_cycle(S_IFLNK); }
+static const char *t_type_fifo(void) { return type_cycle(S_IFIFO); }
+static const char *t_type_sock(void) { return type_cycle(S_IFSOCK); }
+static const char *t_type_chr(void) { return type_cycle(S_IFCHR); }
+static const char *t_type_blk(void) { return type_cycle(S_IFBLK); }
+
+/* Device nodes left for the host (devices=mapped: each a 0600 regular file there, the
+ * node in its trusted.minivmm.node attribute).  The character device is the guest's own
+ * /dev/null to the guest: its kernel opens it, the host file is never touched. */
+static const char *t_nodes_left(void)
+{
 	struct stat st;
-	SYSERR(lstat("chardev", &st), ENOENT);
+	const char *r;
+	char c;
+
+	SYS(mkdir("nodes", 0755));
+	SYS(mknod("nodes/chr", S_IFCHR | 0620, type_rdev(S_IFCHR)));
+	SYS(chown("nodes/chr", OWNER_UID, OWNER_GID));
+	SYS(chmod("nodes/chr", 0666));
+	SYS(mknod("nodes/blk", S_IFBLK | 0660, type_rdev(S_IFBLK)));   /* umask 022: 0640 */
+	if ((r = type_check("nodes/blk", S_IFBLK, 0640, 0, 0, &st)))
+		FAIL_AFTER("mknod 0660 with umask 022", r);
+	SYS(chmod("nodes/blk", 0660));
+	if ((r = type_check("nodes/chr", S_IFCHR, 0666, OWNER_UID, OWNER_GID, &st)))
+		return r;
+	if ((r = type_check("nodes/blk", S_IFBLK, 0660, 0, 0, &st)))
+		return r;
+	int fd = SYS(open("nodes/chr", O_RDWR));
+	long w = write(fd, "x", 1);
+	long n = read(fd, &c, 1);
+	close(fd);
+	if (w != 1 || n != 0)
+		FAIL("nodes/chr (1:3) is not the guest's /dev/null: write %ld, read %ld", w, n);
+	SYS(stat("nodes/chr", &st));
+	if (st.st_size != 0)
+		FAIL("nodes/chr has size %lld after a write", (long long)st.st_size);
 	return NULL;
 }
 
@@ -1088,6 +1238,8 @@ static const char *t_manifest(void)
 		"mmap.bin   8292 bytes of pattern 2 (fsprobe --pattern 2 8292)\n"
 		"big.bin    8388608 bytes of pattern 1 (fsprobe --pattern 1 8388608)\n"
 		"fifo       FIFO\n"
+		"nodes/chr  character device 1:3, 0666, owner 1234:5678 (host: 0600 file + attribute)\n"
+		"nodes/blk  block device 7:0, 0660 (host: 0600 file + attribute)\n"
 		"many       directory of 10000 empty files f00000..f09999\n"
 		"dir        directory 0755\n";
 	PUT("MANIFEST", manifest, sizeof(manifest) - 1);
@@ -1165,7 +1317,14 @@ int main(int argc, char **argv)
 	run("O_CREAT|O_EXCL on an existing file: EEXIST", t_excl);
 	run("open of a missing file: ENOENT", t_enoent);
 	run("mknod S_IFIFO", t_fifo);
-	run("mknod S_IFCHR (1,3): EPERM", t_chardev);
+	run("every type: regular file: create, stat, chown, chmod, rename, link, unlink", t_type_reg);
+	run("every type: directory: create, stat, chown, chmod, rename, rmdir", t_type_dir);
+	run("every type: symlink: create, stat, lchown, rename, link, unlink", t_type_lnk);
+	run("every type: FIFO: create, stat, chown, chmod, rename, link, unlink", t_type_fifo);
+	run("every type: socket: create, stat, chown, chmod, rename, link, unlink", t_type_sock);
+	run("every type: char device: create, stat, chown, chmod, rename, link, unlink", t_type_chr);
+	run("every type: block device: create, stat, chown, chmod, rename, link, unlink", t_type_blk);
+	run("device nodes left for the host; the char device is the guest's own", t_nodes_left);
 	run("8 MiB write + read back (pattern)", t_big);
 	run("fsync, fdatasync", t_fsync);
 	run("fsync of a directory", t_fsync_dir);
