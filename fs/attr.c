@@ -107,13 +107,15 @@ int fsop_setattr(struct fuse_req *r)
 				  creds_safe_mode(s, ino->type | (a->mode & 07777)) & 07777, 0))
 			ret = -errno;
 		else
-			ret = 0;
+			ret = node_owner_chmod(s, ino, a->mode & 07777);   /* (owner=mapped) */
 	}
 	if (!ret && (v & (FATTR_UID | FATTR_GID))) {
 		uid_t uid = (v & FATTR_UID) ? a->uid : (uid_t)-1;
 		gid_t gid = (v & FATTR_GID) ? a->gid : (gid_t)-1;
 		/* (The host kernel drops setuid/setgid on a chown by itself.) */
-		if (fchownat(ino->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
+		if ((ret = node_owner_chown(s, ino, uid, gid)) != NODE_NOT_MAPPED)
+			;                               /* owner=mapped did it */
+		else if (fchownat(ino->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
 			ret = -errno;
 		else
 			ret = node_chown(s, ino);       /* (a mapped node's stored bits) */

@@ -25,6 +25,10 @@ struct fuse_config {
 	 * mkdir, mknod and chmod, and setting security.capability is refused (creds.c). */
 	bool suid;
 	enum fuse_devices devices;
+	/* owner=mapped: when minivmm does not run as root, a chown the host refuses (EPERM)
+	 * and setuid/setgid bits are kept in the file's node attribute and shown to the guest
+	 * (regular files, directories and mapped device nodes; fs/node.c).  Off: the host's. */
+	bool owner_mapped;
 	unsigned threads;          /* hint for blocking-op concurrency; 0 = default */
 	/* The DAX window (FUSE_SETUPMAPPING maps files into it), from
 	 * fuse_dax_window_create and owned by the caller; NULL: no DAX.  dax_size is a

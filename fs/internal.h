@@ -278,8 +278,11 @@ bool creds_xattr_allowed(const struct fuse_server *s, const char *name);
 #define NODE_NOT_MAPPED 1       /* node_chmod: not a mapped node, act on the host file */
 
 struct node_meta {
-	mode_t mode;            /* S_IFCHR or S_IFBLK, and the permission bits (07777) */
+	mode_t mode;            /* S_IFCHR or S_IFBLK and the permission bits (07777), or no
+				 * type and setuid/setgid to show (owner=mapped) */
 	uint32_t major, minor;
+	bool owner;             /* owner=mapped: uid and gid shown instead of the host's */
+	uint32_t uid, gid;
 };
 
 /* Version 1 text into buf: its length, or -EINVAL (not a device, numbers out of range). */
@@ -308,6 +311,14 @@ int node_create(struct fuse_server *s, int dirfd, const char *name, mode_t mode,
  * after the host file's owner changed (0 for other inodes). */
 int node_chmod(struct fuse_server *s, const struct fs_inode *ino, mode_t perm);
 int node_chown(struct fuse_server *s, const struct fs_inode *ino);
+/* owner=mapped (minivmm not root): a chown the host refuses with EPERM is stored and
+ * shown instead; one it takes clears what was stored.  NODE_NOT_MAPPED when owner=mapped
+ * is not in force or the inode cannot carry the attribute (the caller chowns the host
+ * file), else 0 or -errno.  node_owner_chmod, after the host's chmod: the setuid/setgid
+ * bits asked for, kept in the attribute (0 or -errno). */
+int node_owner_chown(struct fuse_server *s, const struct fs_inode *ino, uint32_t uid,
+		     uint32_t gid);
+int node_owner_chmod(struct fuse_server *s, const struct fs_inode *ino, mode_t perm);
 /* SETXATTR/REMOVEXATTR: EPERM for minivmm's own names; on a mapped node, no ACL (it would
  * change the host mode) and no user.* (as on any device node). */
 int node_xattr_check(struct fuse_server *s, const struct fs_inode *ino, const char *name);

@@ -8,19 +8,28 @@
  * never holds a device the guest chose: opening the placeholder on the host reads an
  * empty file.
  *
+ * owner=mapped (minivmm not root) keeps in the same attribute what the host refuses an
+ * unprivileged user: a chown to another uid/gid, and setuid/setgid bits (which suid=off
+ * keeps off the host file), for regular files, directories and mapped nodes (Linux allows
+ * user.* attributes on nothing else).
+ *
  * The encoding, version 1: ASCII, fields separated by one space, no terminator:
  *
- *     1 TYPE PERM MAJOR MINOR          e.g. "1 c 620 4 1"
+ *     1 TYPE PERM MAJOR MINOR [UID GID]        e.g. "1 c 620 4 1", "1 - 4000 0 0 0 0"
  *
- * TYPE is `c` (S_IFCHR) or `b` (S_IFBLK); PERM the permission bits in octal (<= 7777);
- * MAJOR (< 4096) and MINOR (< 2^20) in decimal, the ranges of a Linux dev_t.  No sign, no
- * leading or trailing blanks, nothing else.  A later version may append fields; a reader
- * refuses any version it does not know.
+ * TYPE is `c` (S_IFCHR) or `b` (S_IFBLK), PERM then the node's permission bits in octal
+ * (<= 7777); or `-`: no device, the host file's own type and bits, PERM then only setuid
+ * and setgid (<= 6000) shown on top of them, MAJOR and MINOR 0.  MAJOR (< 4096) and MINOR
+ * (< 2^20) in decimal, the ranges of a Linux dev_t.  UID and GID (decimal, < 2^32 - 1),
+ * both or neither: the owner shown instead of the host file's (owner=mapped only).  No
+ * sign, no leading or trailing blanks, nothing else.  A reader refuses any version it does
+ * not know.
  *
  * Cost: only a file that can be a placeholder (regular, size 0, no mode bits beyond 0600)
  * has its attribute read, on LOOKUP, READDIR and on GETATTR/SETATTR of an inode the guest
- * knows as a device.  A placeholder whose attribute is missing or malformed (edited on the
- * host) is shown as the plain file it is, with one rate-limited log line. */
+ * knows as a device; with owner=mapped, every regular file and directory.  A placeholder
+ * whose attribute is missing or malformed (edited on the host) is shown as the plain file
+ * it is, with one rate-limited log line. */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -67,13 +76,27 @@ static void node_log(const char *fmt, ...)
 
 int node_encode(const struct node_meta *m, char *buf, size_t len)
 {
+	char type;
 	int n;
 
-	if ((!S_ISCHR(m->mode) && !S_ISBLK(m->mode)) || m->major > NODE_MAJOR_MAX ||
-	    m->minor > NODE_MINOR_MAX)
+	if (S_ISCHR(m->mode))
+		type = 'c';
+	else if (S_ISBLK(m->mode))
+		type = 'b';
+	else if (!(m->mode & ~(mode_t)06000) && !m->major && !m->minor)
+		type = '-';
+	else
 		return -EINVAL;
-	n = snprintf(buf, len, "1 %c %o %u %u", S_ISCHR(m->mode) ? 'c' : 'b',
-		     (unsigned)(m->mode & 07777), m->major, m->minor);
+	if (m->major > NODE_MAJOR_MAX || m->minor > NODE_MINOR_MAX)
+		return -EINVAL;
+	if (m->owner && (m->uid == UINT32_MAX || m->gid == UINT32_MAX))
+		return -EINVAL;
+	if (m->owner)
+		n = snprintf(buf, len, "1 %c %o %u %u %u %u", type, (unsigned)(m->mode & 07777),
+			     m->major, m->minor, m->uid, m->gid);
+	else
+		n = snprintf(buf, len, "1 %c %o %u %u", type, (unsigned)(m->mode & 07777),
+			     m->major, m->minor);
 	if (n < 0 || (size_t)n >= len)
 		return -ENAMETOOLONG;
 	return n;
@@ -103,7 +126,8 @@ static size_t node_field(const char *p, const char *end, unsigned base, uint32_t
 int node_decode(const char *buf, size_t len, struct node_meta *m)
 {
 	const char *p = buf, *end = buf + len;
-	uint32_t perm, major, minor;
+	uint32_t perm, major, minor, uid = 0, gid = 0;
+	bool owner = false;
 	mode_t type;
 	size_t n;
 
@@ -114,6 +138,8 @@ int node_decode(const char *buf, size_t len, struct node_meta *m)
 		type = S_IFCHR;
 	else if (p[0] == 'b')
 		type = S_IFBLK;
+	else if (p[0] == '-')
+		type = 0;
 	else
 		return -EINVAL;
 	if (p[1] != ' ')
@@ -124,11 +150,24 @@ int node_decode(const char *buf, size_t len, struct node_meta *m)
 	if (!(n = node_field(p, end, 10, NODE_MAJOR_MAX, &major)) || (p += n) >= end ||
 	    *p++ != ' ')
 		return -EINVAL;
-	if (!(n = node_field(p, end, 10, NODE_MINOR_MAX, &minor)) || p + n != end)
+	if (!(n = node_field(p, end, 10, NODE_MINOR_MAX, &minor)))
+		return -EINVAL;
+	p += n;
+	if (p != end) {
+		if (*p++ != ' ' || !(n = node_field(p, end, 10, UINT32_MAX - 1, &uid)) ||
+		    (p += n) >= end || *p++ != ' ' ||
+		    !(n = node_field(p, end, 10, UINT32_MAX - 1, &gid)) || p + n != end)
+			return -EINVAL;
+		owner = true;
+	}
+	if (!type && ((perm & ~06000u) || major || minor))
 		return -EINVAL;
 	m->mode = type | perm;
 	m->major = major;
 	m->minor = minor;
+	m->owner = owner;
+	m->uid = uid;
+	m->gid = gid;
 	return 0;
 }
 
@@ -176,12 +215,20 @@ static void node_apply(struct statx *stx, const struct node_meta *m)
 	stx->stx_rdev_minor = m->minor;
 }
 
+/* owner=mapped is in force: only an unprivileged minivmm needs it. */
+static bool node_owner_on(const struct fuse_server *s)
+{
+	return s->cfg.owner_mapped && !s->switch_creds;
+}
+
 int node_present(struct fuse_server *s, int fd, struct statx *stx, bool known_node)
 {
+	bool cand = node_candidate(stx);
+	bool owner = node_owner_on(s) && (S_ISREG(stx->stx_mode) || S_ISDIR(stx->stx_mode));
 	struct node_meta m;
 	int ret;
 
-	if (!node_candidate(stx)) {
+	if (!cand && !owner) {
 		if (known_node && S_ISREG(stx->stx_mode))
 			node_log("a mapped device node (host inode %llu) is no longer an empty 0600 "
 				 "file; shown as the regular file it is",
@@ -189,16 +236,30 @@ int node_present(struct fuse_server *s, int fd, struct statx *stx, bool known_no
 		return 0;
 	}
 	ret = node_read(s, fd, &m);
-	if (!ret) {
-		node_apply(stx, &m);
-		return 1;
+	if (ret) {
+		/* Most empty 0600 files are just that; only a damaged attribute is news. */
+		if (ret != -ENODATA || (known_node && cand))
+			node_log("host inode %llu: %s %s (%s); shown as the regular file it is",
+				 (unsigned long long)stx->stx_ino, node_xattr_name(s),
+				 ret == -ENODATA ? "is gone" : "is malformed", strerror(-ret));
+		return 0;
 	}
-	/* Most empty 0600 files are just that; only a damaged attribute is news. */
-	if (ret != -ENODATA || known_node)
-		node_log("host inode %llu: %s %s (%s); shown as the regular file it is",
-			 (unsigned long long)stx->stx_ino, node_xattr_name(s),
-			 ret == -ENODATA ? "is gone" : "is malformed", strerror(-ret));
-	return 0;
+	if (m.mode & S_IFMT) {
+		if (!cand) {
+			node_log("host inode %llu: a device node's %s on a file that is not an empty "
+				 "0600 one; shown as the file it is", (unsigned long long)stx->stx_ino,
+				 node_xattr_name(s));
+			return 0;
+		}
+		node_apply(stx, &m);
+	} else if (owner) {
+		stx->stx_mode |= (uint16_t)(m.mode & 06000);
+	}
+	if (m.owner && node_owner_on(s)) {
+		stx->stx_uid = m.uid;
+		stx->stx_gid = m.gid;
+	}
+	return 1;
 }
 
 int node_statx(struct fuse_server *s, int fd, struct statx *stx)
@@ -214,8 +275,10 @@ int node_inode_statx(struct fuse_server *s, const struct fs_inode *ino, struct s
 {
 	int ret = fs_statx(ino->fd, stx);
 
-	if (!ret && (S_ISCHR(ino->type) || S_ISBLK(ino->type)))
-		node_present(s, ino->fd, stx, true);
+	bool node = S_ISCHR(ino->type) || S_ISBLK(ino->type);
+
+	if (!ret && (node || (node_owner_on(s) && (S_ISREG(ino->type) || S_ISDIR(ino->type)))))
+		node_present(s, ino->fd, stx, node);
 	return ret;
 }
 
@@ -273,16 +336,21 @@ static int node_mapped(struct fuse_server *s, const struct fs_inode *ino, struct
 	return 0;
 }
 
+/* Store *m as the inode's attribute; one that says nothing (no device, no bits, no owner)
+ * is removed. */
 static int node_write(struct fuse_server *s, const struct fs_inode *ino,
 		      const struct node_meta *m)
 {
 	char path[40], buf[NODE_XATTR_MAX];
-	int len = node_encode(m, buf, sizeof(buf));
+	int len;
 
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", ino->fd);
+	if (!(m->mode & (S_IFMT | 06000)) && !m->owner)
+		return removexattr(path, node_xattr_name(s)) && errno != ENODATA ? -errno : 0;
+	len = node_encode(m, buf, sizeof(buf));
 	if (len < 0)
 		return len;
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", ino->fd);
-	return setxattr(path, node_xattr_name(s), buf, (size_t)len, XATTR_REPLACE) ? -errno : 0;
+	return setxattr(path, node_xattr_name(s), buf, (size_t)len, 0) ? -errno : 0;
 }
 
 int node_chmod(struct fuse_server *s, const struct fs_inode *ino, mode_t perm)
@@ -312,6 +380,83 @@ int node_chown(struct fuse_server *s, const struct fs_inode *ino)
 	if (perm == m.mode)
 		return 0;
 	m.mode = perm;
+	return node_write(s, ino, &m);
+}
+
+/* ---- owner=mapped -------------------------------------------------------------------- */
+
+/* The attribute owner=mapped may rewrite for `ino` (none yet: all zero): 0, or
+ * NODE_NOT_MAPPED when owner=mapped is off or the inode cannot carry user.* (symlinks,
+ * FIFOs, sockets, real device nodes), or -errno.  *stx is the host's. */
+static int node_owner_meta(struct fuse_server *s, const struct fs_inode *ino, struct statx *stx,
+			   struct node_meta *m)
+{
+	int ret;
+
+	if (!node_owner_on(s) || !(S_ISREG(ino->type) || S_ISDIR(ino->type) ||
+				   S_ISCHR(ino->type) || S_ISBLK(ino->type)))
+		return NODE_NOT_MAPPED;
+	ret = fs_statx(ino->fd, stx);
+	if (ret)
+		return ret;
+	if (!S_ISREG(stx->stx_mode) && !S_ISDIR(stx->stx_mode))
+		return NODE_NOT_MAPPED;
+	ret = node_read(s, ino->fd, m);
+	/* None, or a damaged one (already shown as absent): start afresh. */
+	if (ret == -ENODATA || ret == -EINVAL || (!ret && (m->mode & S_IFMT) && !node_candidate(stx))) {
+		memset(m, 0, sizeof(*m));
+		ret = 0;
+	}
+	return ret;
+}
+
+int node_owner_chown(struct fuse_server *s, const struct fs_inode *ino, uint32_t uid,
+		     uint32_t gid)
+{
+	struct node_meta m;
+	struct statx stx;
+	uint32_t nuid, ngid;
+	bool grp_x;
+	int ret = node_owner_meta(s, ino, &stx, &m);
+
+	if (ret)
+		return ret;
+	nuid = uid != UINT32_MAX ? uid : m.owner ? m.uid : stx.stx_uid;
+	ngid = gid != UINT32_MAX ? gid : m.owner ? m.gid : stx.stx_gid;
+	if (!fchownat(ino->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)) {
+		/* The host took it: what it did not change may still be a stored id. */
+		ret = fs_statx(ino->fd, &stx);
+		if (ret)
+			return ret;
+		m.owner = nuid != stx.stx_uid || ngid != stx.stx_gid;
+	} else if (errno == EPERM) {
+		m.owner = true;
+	} else {
+		return -errno;
+	}
+	m.uid = nuid;
+	m.gid = ngid;
+	/* As Linux does on any chown of a non-directory (node_chown). */
+	if (!S_ISDIR(stx.stx_mode)) {
+		grp_x = (m.mode & S_IFMT) ? m.mode & S_IXGRP : stx.stx_mode & S_IXGRP;
+		m.mode &= ~(mode_t)S_ISUID;
+		if ((m.mode & S_ISGID) && grp_x)
+			m.mode &= ~(mode_t)S_ISGID;
+	}
+	return node_write(s, ino, &m);
+}
+
+int node_owner_chmod(struct fuse_server *s, const struct fs_inode *ino, mode_t perm)
+{
+	struct node_meta m;
+	struct statx stx;
+	int ret = node_owner_meta(s, ino, &stx, &m);
+
+	if (ret)
+		return ret == NODE_NOT_MAPPED ? 0 : ret;
+	if ((m.mode & S_IFMT) || (m.mode & 06000) == (perm & 06000))
+		return 0;       /* a mapped node's bits are node_chmod's; nothing new */
+	m.mode = perm & 06000;
 	return node_write(s, ino, &m);
 }
 

@@ -176,6 +176,13 @@ int share_parse(const char *arg, struct share *sh, char *err, size_t errlen)
 			else
 				ret = fail(err, errlen, "--share '%s': devices must be mapped, host or deny",
 					   arg);
+		} else if (!strcmp(kv, "owner")) {
+			if (!strcmp(val, "host"))
+				sh->fuse.owner_mapped = false;
+			else if (!strcmp(val, "mapped"))
+				sh->fuse.owner_mapped = true;
+			else
+				ret = fail(err, errlen, "--share '%s': owner must be host or mapped", arg);
 		} else {
 			ret = fail(err, errlen, "--share '%s': unknown key '%s'", arg, kv);
 		}

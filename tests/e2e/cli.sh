@@ -68,6 +68,7 @@ expect_match "--help documents exit status 122" "122 the guest touched a DAX map
 bad "--share: dax not whole 2 MiB ranges" "dax must be a multiple of 2M" --kernel "$K" --share tag=t,path=/tmp,dax=5M
 bad "--share: bad devices value" "devices must be mapped, host or deny" --kernel "$K" --share tag=t,path=/tmp,devices=some
 bad "--share: empty devices value" "devices must be mapped, host or deny" --kernel "$K" --share tag=t,path=/tmp,devices=
+bad "--share: bad owner value" "owner must be host or mapped" --kernel "$K" --share tag=t,path=/tmp,owner=guest
 # devices=host makes real device nodes: refused at start-up without CAP_MKNOD.
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
 	out=$(setpriv --inh-caps=-mknod --bounding-set=-mknod "$M" --kernel "$K" \

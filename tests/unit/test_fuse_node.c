@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <grp.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -114,8 +116,9 @@ static void attr_is(const struct fuse_attr *a, mode_t mode, uint32_t maj, uint32
 Test(node_codec, round_trip)
 {
 	static const struct node_meta cases[] = {
-		{ S_IFCHR | 0666, 1, 3 }, { S_IFBLK | 0660, 8, 0 }, { S_IFCHR | 07777, 4095, 1048575 },
-		{ S_IFBLK, 0, 0 }, { S_IFCHR | 04620, 136, 300 },
+		{ S_IFCHR | 0666, 1, 3, false, 0, 0 }, { S_IFBLK | 0660, 8, 0, false, 0, 0 },
+		{ S_IFCHR | 07777, 4095, 1048575, false, 0, 0 },
+		{ S_IFBLK, 0, 0, false, 0, 0 }, { S_IFCHR | 04620, 136, 300, false, 0, 0 },
 	};
 	char buf[NODE_XATTR_MAX];
 	struct node_meta m;
@@ -131,10 +134,10 @@ Test(node_codec, round_trip)
 	cr_assert_eq(node_encode(&cases[0], buf, sizeof(buf)), 11);
 	cr_assert_eq(memcmp(buf, "1 c 666 1 3", 11), 0);
 	/* not a device, or numbers a dev_t cannot hold */
-	cr_assert_eq(node_encode(&(struct node_meta){ S_IFREG | 0644, 0, 0 }, buf, sizeof(buf)),
+	cr_assert_eq(node_encode(&(struct node_meta){ .mode = S_IFREG | 0644 }, buf, sizeof(buf)),
 		     -EINVAL);
-	cr_assert_eq(node_encode(&(struct node_meta){ S_IFCHR, 4096, 0 }, buf, sizeof(buf)), -EINVAL);
-	cr_assert_eq(node_encode(&(struct node_meta){ S_IFCHR, 0, 1u << 20 }, buf, sizeof(buf)),
+	cr_assert_eq(node_encode(&(struct node_meta){ .mode = S_IFCHR, .major = 4096 }, buf, sizeof(buf)), -EINVAL);
+	cr_assert_eq(node_encode(&(struct node_meta){ .mode = S_IFCHR, .minor = 1u << 20 }, buf, sizeof(buf)),
 		     -EINVAL);
 }
 
@@ -145,9 +148,11 @@ Test(node_codec, malformed_values_refused)
 		"1 s 666 1 3", "1 C 666 1 3", "1 c 668 1 3", "1 c 17777 1 3", "1 c 666 4096 3",
 		"1 c 666 1 1048576", "1 c 666 -1 3", "1 c 666 +1 3", "1 c 666 1  3", "1 c  666 1 3",
 		"1 c 666 1 3\n", "1 c 666 1 x", "1 c 666 99999999999 3", "1 cc 666 1 3",
-		"1\tc 666 1 3", "1 c 666 1 3 1000 1000",
+		"1\tc 666 1 3", "1 c 666 1 3 1000", "1 c 666 1 3 1000 ", "1 c 666 1 3 1000 1000 7",
+		"1 c 666 1 3 4294967295 0", "1 c 666 1 3 0 -1", "1 - 644 0 0", "1 - 4000 1 0",
+		"1 - 4000 0 1", "1 - 1000 0 0 5 5",
 	};
-	struct node_meta m = { 0, 77, 77 };
+	struct node_meta m = { .major = 77, .minor = 77 };
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		cr_assert_eq(node_decode(bad[i], strlen(bad[i]), &m), -EINVAL, "[%s] accepted", bad[i]);
@@ -156,6 +161,34 @@ Test(node_codec, malformed_values_refused)
 	cr_assert_eq(m.mode, 0, "a refused value wrote the result");
 	cr_assert_eq(node_decode("1 b 0 0 0", 9, &m), 0);
 	cr_assert_eq(m.mode, S_IFBLK);
+	cr_assert_not(m.owner);
+}
+
+/* owner=mapped's forms: an owner after a node, or no node (`-`) with setuid/setgid. */
+Test(node_codec, owner_forms)
+{
+	static const struct node_meta cases[] = {
+		{ S_IFCHR | 0620, 4, 1, true, 0, 5 }, { 06000, 0, 0, true, 4294967294u, 0 },
+		{ 04000, 0, 0, false, 0, 0 }, { 0, 0, 0, true, 1234, 5678 },
+	};
+	char buf[NODE_XATTR_MAX];
+	struct node_meta m;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int n = node_encode(&cases[i], buf, sizeof(buf));
+		cr_assert_gt(n, 0);
+		memset(&m, 0, sizeof(m));
+		cr_assert_eq(node_decode(buf, (size_t)n, &m), 0, "[%.*s]", n, buf);
+		cr_assert(m.mode == cases[i].mode && m.owner == cases[i].owner, "[%.*s]", n, buf);
+		cr_assert(!m.owner || (m.uid == cases[i].uid && m.gid == cases[i].gid), "[%.*s]", n, buf);
+	}
+	cr_assert_eq(node_encode(&cases[1], buf, sizeof(buf)), 25);
+	cr_assert_eq(memcmp(buf, "1 - 6000 0 0 4294967294 0", 25), 0);
+	/* no device: only setuid/setgid; no id -1 */
+	cr_assert_eq(node_encode(&(struct node_meta){ 0644, 0, 0, false, 0, 0 }, buf, sizeof(buf)),
+		     -EINVAL);
+	cr_assert_eq(node_encode(&(struct node_meta){ 0, 0, 0, true, UINT32_MAX, 0 }, buf,
+				 sizeof(buf)), -EINVAL);
 }
 
 Test(node_codec, list_filter)
@@ -500,4 +533,118 @@ Test(fuse_devices, host_makes_real_nodes)
 	cr_assert_eq(fx_mknod(FUSE_ROOT_ID, "s", S_IFCHR | 04666, enc(1, 3), &e), 0);
 	cr_assert_eq(lstat(fx_path("s"), &st), 0);
 	cr_assert_eq(st.st_mode & 07777, 0666);
+}
+
+/* ---- owner=mapped (minivmm unprivileged) ----------------------------------------------- */
+
+#define NOBODY 65534
+
+/* A host attribute's value ("" if none). */
+static const char *host_attr(const char *rel, const char *name)
+{
+	static char buf[64];
+	ssize_t n = getxattr(fx_path(rel), name, buf, sizeof(buf) - 1);
+
+	buf[n < 0 ? 0 : n] = '\0';
+	return buf;
+}
+
+/* In a child that is uid/gid NOBODY: serve the share with owner=mapped (or not) and go
+ * through chown and chmod.  Returns 0, or the number of the step that went wrong. */
+static int owner_steps(bool mapped)
+{
+	struct fuse_entry_out e, d, c;
+	struct fuse_attr_out o;
+	struct fuse_config cfg;
+	char err[256];
+	struct stat st;
+	uint64_t fh;
+
+	if (setgroups(0, NULL) || setresgid(NOBODY, NOBODY, NOBODY) ||
+	    setresuid(NOBODY, NOBODY, NOBODY))
+		return 1;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.path = fx.share;
+	cfg.cache = FUSE_CACHE_AUTO;
+	cfg.xattr = true;
+	cfg.owner_mapped = mapped;
+	fx.s = fuse_server_create(&cfg, err, sizeof(err));
+	if (!fx.s || fx_init(7, 38, FX_ALL_FLAGS, NULL))
+		return 2;
+	if (fx_create(FUSE_ROOT_ID, "f", O_RDWR | O_CREAT, 0755, &e, &fh) || fx_release(fh))
+		return 3;
+	if (!mapped)    /* owner=host: the host's answer */
+		return setattr(e.nodeid, FATTR_UID | FATTR_GID, 0, 0, 0, &o) == -EPERM ? 0 : 4;
+	/* a chown the host refuses: kept and shown */
+	if (setattr(e.nodeid, FATTR_UID | FATTR_GID, 0, 0, 0, &o) || o.attr.uid || o.attr.gid)
+		return 5;
+	if (lstat(fx_path("f"), &st) || st.st_uid != NOBODY ||
+	    strcmp(host_attr("f", NODE_XATTR_USER), "1 - 0 0 0 0 0"))
+		return 6;
+	if (fx_forget(e.nodeid, 1) != FX_NOREPLY || fx_lookup(FUSE_ROOT_ID, "f", &e) ||
+	    e.attr.uid || e.attr.gid)
+		return 7;
+	/* setuid: shown, not on the host (suid=off) */
+	if (setattr(e.nodeid, FATTR_MODE, 04755, 0, 0, &o) || o.attr.mode != (S_IFREG | 04755))
+		return 8;
+	if (lstat(fx_path("f"), &st) || (st.st_mode & 07777) != 0755 ||
+	    strcmp(host_attr("f", NODE_XATTR_USER), "1 - 4000 0 0 0 0"))
+		return 9;
+	/* chgrp alone keeps the stored uid; a chown drops setuid as Linux does */
+	if (setattr(e.nodeid, FATTR_GID, 0, 0, 1234, &o) || o.attr.uid || o.attr.gid != 1234 ||
+	    o.attr.mode != (S_IFREG | 0755))
+		return 10;
+	/* back to the host's owner: nothing left to store */
+	if (setattr(e.nodeid, FATTR_UID | FATTR_GID, 0, NOBODY, NOBODY, &o) ||
+	    o.attr.uid != NOBODY || o.attr.gid != NOBODY ||
+	    getxattr(fx_path("f"), NODE_XATTR_USER, NULL, 0) != -1 || errno != ENODATA)
+		return 11;
+	/* directories too; a FIFO cannot carry user.*: the host's EPERM */
+	if (fx_mkdir(FUSE_ROOT_ID, "d", 0755, &d) ||
+	    setattr(d.nodeid, FATTR_UID | FATTR_GID, 0, 1234, 5678, &o) ||
+	    o.attr.uid != 1234 || o.attr.gid != 5678 || !S_ISDIR(o.attr.mode))
+		return 12;
+	if (fx_mknod(FUSE_ROOT_ID, "p", S_IFIFO | 0644, 0, &e) ||
+	    setattr(e.nodeid, FATTR_UID, 0, 0, 0, &o) != -EPERM)
+		return 13;
+	/* a mapped device node of an unprivileged minivmm: user.minivmm.node, owner kept */
+	if (fx_mknod(FUSE_ROOT_ID, "c", S_IFCHR | 0644, enc(1, 3), &c) ||
+	    c.attr.mode != (S_IFCHR | 0644) || strcmp(host_attr("c", NODE_XATTR_USER), "1 c 644 1 3"))
+		return 14;
+	if (setattr(c.nodeid, FATTR_UID | FATTR_GID, 0, 0, 6, &o) || o.attr.uid || o.attr.gid != 6 ||
+	    o.attr.mode != (S_IFCHR | 0644) || o.attr.rdev != enc(1, 3) ||
+	    strcmp(host_attr("c", NODE_XATTR_USER), "1 c 644 1 3 0 6"))
+		return 15;
+	/* and the guest still cannot touch the attribute */
+	if (setx(c.nodeid, NODE_XATTR_USER, "1 c 644 1 5", 11, 0) != -EPERM ||
+	    removex(c.nodeid, NODE_XATTR_USER) != -EPERM)
+		return 16;
+	return 0;
+}
+
+static void owner_run(bool mapped)
+{
+	int st;
+	pid_t pid;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root (to become another user)");
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0)
+		_exit(owner_steps(mapped));
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st), "child status %#x", st);
+	cr_assert_eq(WEXITSTATUS(st), 0, "owner=%s: step %d failed", mapped ? "mapped" : "host",
+		     WEXITSTATUS(st));
+}
+
+Test(fuse_node, owner_mapped_unprivileged)
+{
+	owner_run(true);
+}
+
+Test(fuse_node, owner_host_unprivileged_chown_refused)
+{
+	owner_run(false);
 }

@@ -34,6 +34,7 @@ Test(share, defaults)
 	cr_assert(sh.fuse.xattr);
 	cr_assert_not(sh.fuse.suid, "a guest plants no setuid files unless allowed");
 	cr_assert_eq(sh.fuse.devices, FUSE_DEVICES_MAPPED);
+	cr_assert_not(sh.fuse.owner_mapped);
 	cr_assert_eq(sh.queues, 1);
 	cr_assert_eq(sh.threads, 4);
 	share_free(&sh);
@@ -60,6 +61,12 @@ Test(share, every_option)
 	share_free(&sh);
 	cr_assert_eq(share_parse("tag=a,path=/tmp,suid=on,suid=off", &sh, err, sizeof(err)), 0);
 	cr_assert_not(sh.fuse.suid);
+	share_free(&sh);
+	cr_assert_eq(share_parse("tag=a,path=/tmp,owner=mapped", &sh, err, sizeof(err)), 0, "%s", err);
+	cr_assert(sh.fuse.owner_mapped);
+	share_free(&sh);
+	cr_assert_eq(share_parse("tag=a,path=/tmp,owner=mapped,owner=host", &sh, err, sizeof(err)), 0);
+	cr_assert_not(sh.fuse.owner_mapped);
 	share_free(&sh);
 }
 
@@ -93,6 +100,7 @@ Test(share, mistakes)
 	bad("tag=t,path=/tmp,suid=yes", "suid must be on or off");
 	bad("tag=t,path=/tmp,devices=yes", "devices must be mapped, host or deny");
 	bad("tag=t,path=/tmp,devices=", "devices must be mapped, host or deny");
+	bad("tag=t,path=/tmp,owner=root", "owner must be host or mapped");
 	bad("tag=t,path=/tmp,colour=blue", "unknown key 'colour'");
 	bad("tag=t,path=/tmp,rw", "'rw' needs a value");
 	bad("tag=t,path", "'path' needs a value");
