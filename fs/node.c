@@ -237,11 +237,13 @@ int node_present(struct fuse_server *s, int fd, struct statx *stx, bool known_no
 	}
 	ret = node_read(s, fd, &m);
 	if (ret) {
-		/* Most empty 0600 files are just that; only a damaged attribute is news. */
-		if (ret != -ENODATA || (known_node && cand))
+		/* Most empty 0600 files are just that (no attribute, or one we may not read,
+		 * or a file system without them); only a damaged attribute is news. */
+		if (ret == -EINVAL || (known_node && cand))
 			node_log("host inode %llu: %s %s (%s); shown as the regular file it is",
 				 (unsigned long long)stx->stx_ino, node_xattr_name(s),
-				 ret == -ENODATA ? "is gone" : "is malformed", strerror(-ret));
+				 ret == -EINVAL ? "is malformed" : ret == -ENODATA ? "is gone" :
+				 "cannot be read", strerror(-ret));
 		return 0;
 	}
 	if (m.mode & S_IFMT) {
@@ -273,9 +275,8 @@ int node_statx(struct fuse_server *s, int fd, struct statx *stx)
 
 int node_inode_statx(struct fuse_server *s, const struct fs_inode *ino, struct statx *stx)
 {
-	int ret = fs_statx(ino->fd, stx);
-
 	bool node = S_ISCHR(ino->type) || S_ISBLK(ino->type);
+	int ret = fs_statx(ino->fd, stx);
 
 	if (!ret && (node || (node_owner_on(s) && (S_ISREG(ino->type) || S_ISDIR(ino->type)))))
 		node_present(s, ino->fd, stx, node);
@@ -301,7 +302,9 @@ int node_create(struct fuse_server *s, int dirfd, const char *name, mode_t mode,
 		errno = -fd;
 		return -1;
 	}
-	/* The guest's umask (or a default ACL) may have taken more; never less than this. */
+	/* Exactly 0600 whatever the guest's umask or a default ACL took: what node_candidate
+	 * looks for, and nothing for any other host user.  Until the attribute is set (just
+	 * below) a lookup by another guest would see an empty plain file, nothing more. */
 	if (fchmod(fd, 0600) || fsetxattr(fd, node_xattr_name(s), buf, (size_t)len, XATTR_CREATE)) {
 		ret = errno;
 		if (ret == EOPNOTSUPP || ret == ENOTSUP) {

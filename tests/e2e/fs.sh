@@ -127,6 +127,12 @@ echo "ro-read: \$(cat /mnt/r/host.txt)"
 echo "ro-ls: \$(ls /mnt/r | tr "\n" " ")"
 echo "tag36-mounted: \$(grep -c "^$tag36 /mnt/$tag36 virtiofs " /proc/mounts)"
 echo "tag36-read: \$(cat /mnt/$tag36/tagfile)"
+try dh-mknod-c mknod /mnt/dh/c c 1 3
+try dh-mknod-b mknod /mnt/dh/b b 7 0
+echo "dh-types: \$(stat -c '%F %t:%T' /mnt/dh/c /mnt/dh/b | tr "\n" ",")"
+try dd-mknod-c mknod /mnt/dd/c c 1 3
+try dd-mknod-b mknod /mnt/dd/b b 7 0
+try dd-mkfifo mkfifo /mnt/dd/p
 EOF
 )
 
@@ -312,12 +318,19 @@ for t in pci mmio; do
 	printf 'tag36 content\n' >"$tagdir/tagfile"
 	ro_before=$(snapshot_all "$ro")
 	start=$(date +%s)
+	# Riding along: a devices=host and a devices=deny share.
+	dh=$root/$t/devhost dd=$root/$t/devdeny
+	mkdir -p "$dh" "$dd"
 	out=$(vm --transport "$t" --share "tag=r,path=$ro,ro" --share "tag=$tag36,path=$tagdir" \
+		--share "tag=dh,path=$dh,devices=host" --share "tag=dd,path=$dd,devices=deny" \
 		-- sh -c "$roprobe" 2>"$d/scratch/err"); rc=$?
 	secs=$(($(date +%s) - start))
 	echo "# $t: read-only guest ran for ${secs}s (status $rc)"
 	expect_eq "$t: ro: guest ran (exit status)" 0 "$rc"
-	expect_eq "$t: ro: nothing on minivmm's stderr" "" "$(cat "$d/scratch/err")"
+	# devices=host warns once at start-up unless the share is on a nodev mount.
+	warn="minivmm: warning: share dh: devices=host: device nodes the guest makes are real on the host, and $dh is not on a nodev mount"
+	if findmnt -n -o OPTIONS --target "$dh" 2>/dev/null | grep -qw nodev; then warn=; fi
+	expect_eq "$t: ro: stderr holds only the devices=host warning" "$warn" "$(cat "$d/scratch/err")"
 	expect_eq "$t: ro: share mounted" yes "$(marker mounted)"
 	for op in create rm mkdir append chmod chown touch rename symlink link rmdir mkfifo truncate; do
 		expect_match "$t: ro: $op fails with EROFS" "^rc=[1-9][0-9]* .*Read-only file system" "$(marker "ro-$op")"
@@ -332,6 +345,16 @@ for t in pci mmio; do
 	fi
 	expect_eq "$t: a 36-byte tag (full config field) is mounted" 1 "$(marker tag36-mounted)"
 	expect_eq "$t: a 36-byte tag share is readable" "tag36 content" "$(marker tag36-read)"
+	# devices=host: real nodes on both sides; devices=deny: EPERM, FIFOs still made.
+	expect_match "$t: devices=host: mknod c succeeds" "^rc=0" "$(marker dh-mknod-c)"
+	expect_match "$t: devices=host: mknod b succeeds" "^rc=0" "$(marker dh-mknod-b)"
+	expect_eq "$t: devices=host: the guest sees the nodes" "character special file 1:3,block special file 7:0," "$(marker dh-types)"
+	expect_eq "$t: devices=host: host: c is a real char device 1:3" "character special file 1:3" "$(stat -c '%F %t:%T' "$dh/c" 2>&1)"
+	expect_eq "$t: devices=host: host: b is a real block device 7:0" "block special file 7:0" "$(stat -c '%F %t:%T' "$dh/b" 2>&1)"
+	expect_match "$t: devices=deny: mknod c fails with EPERM" "^rc=[1-9][0-9]* .*Operation not permitted" "$(marker dd-mknod-c)"
+	expect_match "$t: devices=deny: mknod b fails with EPERM" "^rc=[1-9][0-9]* .*Operation not permitted" "$(marker dd-mknod-b)"
+	expect_match "$t: devices=deny: mkfifo still works" "^rc=0" "$(marker dd-mkfifo)"
+	expect_eq "$t: devices=deny: host: only the FIFO" "p" "$(ls -A "$dd" 2>&1 | tr '\n' ' ' | sed 's/ $//')"
 	printf '%s\n' "$out" | indent
 done
 
@@ -358,4 +381,6 @@ bad "--share: path is a regular file" "is not a directory"          --share "tag
 bad "--share: no path"                "no path= given"              --share tag=t
 bad "--share: bad cache mode"         "cache must be never, auto or always" --share "tag=t,path=$good,cache=sometimes"
 bad "--share: bad suid value"         "suid must be on or off"      --share "tag=t,path=$good,suid=yes"
+bad "--share: bad devices value"      "devices must be mapped, host or deny" --share "tag=t,path=$good,devices=real"
+bad "--share: bad owner value"        "owner must be host or mapped" --share "tag=t,path=$good,owner=me"
 finish
