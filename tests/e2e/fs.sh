@@ -4,7 +4,9 @@
 # host fixtures, tries to leave the share through symlinks and "..", and waits for a change
 # the host makes; the host then checks, file by file, what the guest left behind (contents,
 # modes, owners, times, links, xattrs), that nothing outside the share changed, that a
-# read-only share stays unchanged, and that bad --share options are refused.
+# read-only share stays unchanged, that guest-made device nodes are inert files on the host
+# (devices=mapped, the default), real ones with devices=host and refused with devices=deny,
+# and that bad --share options are refused.
 # Usage: tests/e2e/fs.sh MINIVMM KERNEL GUEST_IMAGE
 set -u
 . "$(dirname "$0")/lib.sh"
