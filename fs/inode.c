@@ -215,7 +215,6 @@ void itable_fini(struct fuse_server *s)
 		struct fs_handle *hd = h->slot[i];
 		if (hd->fd >= 0)
 			close(hd->fd);
-		free(hd->dbuf);
 		pthread_mutex_destroy(&hd->mu);
 		free(hd);
 	}
@@ -372,21 +371,15 @@ static struct fs_handle *hslot_alloc(struct fs_htable *t)
  * dropped by handle_cleanup() after the lock is released. */
 struct handle_remains {
 	int fd;
-	char *dbuf;
 	struct fs_inode *ino;
 };
 
 static void handle_free_locked(struct fs_htable *t, struct fs_handle *h, struct handle_remains *rm)
 {
 	rm->fd = h->fd;
-	rm->dbuf = h->dbuf;
 	rm->ino = h->ino;
 	h->fd = -1;
-	h->dbuf = NULL;
 	h->ino = NULL;
-	h->dlen = h->dpos = 0;
-	h->dcookie = 0;
-	h->dvalid = false;
 	h->live = false;
 	if (++h->gen == 0)
 		h->gen = 1;
@@ -398,7 +391,6 @@ static void handle_cleanup(struct fuse_server *s, struct handle_remains *rm)
 {
 	close(rm->fd);
 	fd_unreserve(s);
-	free(rm->dbuf);
 	inode_put(s, rm->ino);
 }
 

@@ -56,13 +56,9 @@ struct fs_handle {
 	uint32_t refs;
 	struct fs_inode *ino;   /* holds a ref */
 	struct fs_handle *fnext;
-	/* Directory stream (dir.c), all under mu: getdents64 output not yet returned, and the
-	 * host cookie that the next unread entry follows. */
+	/* Directory stream (dir.c): mu serialises the fd's position between READDIRs.  No
+	 * buffer lives here: an idle handle costs its fd and this struct only. */
 	pthread_mutex_t mu;
-	char *dbuf;
-	size_t dlen, dpos;
-	uint64_t dcookie;
-	bool dvalid;
 };
 
 struct fs_htable {

@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -425,4 +426,40 @@ Test(dax_none, another_shares_window_is_data_only)
 	cr_assert_eq(read_into(fh, 0, 16, &oh, again), sizeof(oh), "stale fh: an error reply");
 	free(again);
 	free(b);
+}
+
+/* Issue 9 finding 11(d): READDIRPLUS entries that could not be written into the reply
+ * (here: its payload buffer lies in the window, which the server never copies into) must
+ * not keep the lookup taken for them; the guest never saw their node ids. */
+Test(dax, readdirplus_unwritten_entries_keep_no_lookup)
+{
+	struct {
+		struct fuse_in_header h;
+		struct fuse_read_in r;
+	} req;
+	struct fuse_out_header oh;
+	struct fuse_entry_out e;
+	uint64_t dh;
+
+	fx_write_file("f1", "x", 1);
+	fx_write_file("f2", "y", 1);
+	cr_assert_eq(fx_opendir(FUSE_ROOT_ID, &dh), 0);
+	fx_hdr(&req.h, FUSE_READDIRPLUS, 0, sizeof(req));
+	memset(&req.r, 0, sizeof(req.r));
+	req.r.fh = dh;
+	req.r.size = 4096;
+	struct iovec in = { &req, sizeof(req) };
+	struct iovec out[2] = { { &oh, sizeof(oh) }, { fx.dax + page, 4096 } };
+	size_t n = fuse_handle(fx.s, &in, 1, out, 2);
+	cr_assert_eq(n, sizeof(oh), "no entry could be written: an error reply, not %zu bytes", n);
+	cr_assert_eq(oh.error, -EFAULT);
+	/* One fresh lookup each, one FORGET: gone, so READDIRPLUS kept none. */
+	for (int i = 1; i <= 2; i++) {
+		char name[4];
+		snprintf(name, sizeof(name), "f%d", i);
+		cr_assert_eq(fx_lookup(FUSE_ROOT_ID, name, &e), 0);
+		cr_assert_eq(fx_forget(e.nodeid, 1), FX_NOREPLY);
+		cr_assert_eq(fx_getattr(e.nodeid, NULL), -ESTALE, "%s kept a lookup", name);
+	}
+	cr_assert_eq(fx_releasedir(dh), 0);
 }
