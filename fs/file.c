@@ -251,7 +251,7 @@ int fsop_write(struct fuse_req *r)
 	int max, cnt, ret;
 
 	/* The payload is exactly the rest of the request. */
-	if (a->size != r->taillen)
+	if (a->size != r->taillen || a->size > FUSE_MAX_WRITE)
 		return -EINVAL;
 	if (a->offset > INT64_MAX)
 		return -EINVAL;

@@ -17,7 +17,6 @@
 #include "fs/internal.h"
 
 #define FUSE_OUR_MINOR  38      /* what <linux/fuse.h> on Debian 12 describes */
-#define FUSE_MAX_WRITE  (1u << 20)
 #define FUSE_MAX_PAGES_ 256
 
 /* What follows an op's fixed arguments, and how it is checked. */
@@ -352,7 +351,7 @@ static int req_dispatch(struct fuse_req *r, const struct fuse_opdesc *d, size_t 
 	int ret;
 
 	/* The header's length must be exactly what the guest made readable. */
-	if (r->h.len != avail || r->h.len < sizeof(r->h))
+	if (r->h.len != avail || r->h.len < sizeof(r->h) || r->h.len > FUSE_MAX_REQ)
 		return -EINVAL;
 	if (r->h.opcode != FUSE_INIT && !atomic_load(&s->inited))
 		return -EIO;

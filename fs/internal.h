@@ -98,6 +98,12 @@ struct fuse_server {
 
 /* ---- one request (fuse.c) ------------------------------------------------------------ */
 
+/* INIT's max_write; a WRITE carrying more is refused (EINVAL). */
+#define FUSE_MAX_WRITE  (1u << 20)
+/* No request a kernel sends is longer (a WRITE's headers and payload, or a SETXATTR's
+ * 64 KiB value); anything longer is refused before it is read. */
+#define FUSE_MAX_REQ    (FUSE_MAX_WRITE + 4096)
+
 union fuse_args {
 	struct fuse_forget_in forget;
 	struct fuse_getattr_in getattr;
