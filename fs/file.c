@@ -99,7 +99,7 @@ static int create_new(struct fuse_req *r, int flags, mode_t mode, struct fuse_en
 	}
 	fs_key_of(&stx, &key);
 	/* From here the O_PATH fd and its reservation belong to the inode table. */
-	ret = inode_intern(s, pfd, &key, stx.stx_mode, &ino);
+	ret = inode_intern(s, pfd, &key, stx.stx_mode, FS_MNT_PLAIN, &ino);
 	if (ret) {
 		close(fd);
 		return ret;

@@ -36,6 +36,7 @@ enum {
 	OP_DOTS    = 1 << 2,    /* "." and ".." are acceptable names (LOOKUP) */
 	OP_NOREPLY = 1 << 3,    /* never answered, not even with an error */
 	OP_XATTR   = 1 << 4,    /* ENOSYS unless xattrs are enabled (the guest then stops asking) */
+	OP_SEALED  = 1 << 5,    /* allowed on a sealed mount point (mounts.c); else EACCES */
 };
 
 struct fuse_opdesc {
@@ -57,7 +58,7 @@ static const struct fuse_opdesc fuse_ops[] = {
 	[FUSE_LOOKUP]      = { fsop_lookup, 0, 0, ENTRY, TAIL_NAME, OP_NODE | OP_DOTS },
 	[FUSE_FORGET]      = { fsop_forget, ARG(fuse_forget_in), 0, TAIL_NONE, OP_NOREPLY },
 	[FUSE_GETATTR]     = { fsop_getattr, ARG(fuse_getattr_in), sizeof(struct fuse_attr_out),
-			       TAIL_NONE, OP_NODE },
+			       TAIL_NONE, OP_NODE | OP_SEALED },
 	[FUSE_SETATTR]     = { fsop_setattr, ARG(fuse_setattr_in), sizeof(struct fuse_attr_out),
 			       TAIL_NONE, OP_NODE | OP_MODIFY },
 	[FUSE_READLINK]    = { fsop_readlink, 0, 0, 0, TAIL_NONE, OP_NODE },
@@ -73,7 +74,8 @@ static const struct fuse_opdesc fuse_ops[] = {
 	[FUSE_READ]        = { fsop_read, ARG(fuse_read_in), 0, TAIL_NONE, 0 },
 	[FUSE_WRITE]       = { fsop_write, ARG(fuse_write_in), sizeof(struct fuse_write_out),
 			       TAIL_RAW, OP_MODIFY },
-	[FUSE_STATFS]      = { fsop_statfs, 0, 0, sizeof(struct fuse_statfs_out), TAIL_NONE, OP_NODE },
+	[FUSE_STATFS]      = { fsop_statfs, 0, 0, sizeof(struct fuse_statfs_out), TAIL_NONE,
+			       OP_NODE | OP_SEALED },
 	[FUSE_RELEASE]     = { fsop_release, ARG(fuse_release_in), 0, TAIL_NONE, 0 },
 	[FUSE_FSYNC]       = { fsop_fsync, ARG(fuse_fsync_in), 0, TAIL_NONE, 0 },
 	/* Without FUSE_SETXATTR_EXT (not offered) the kernel sends the 8-byte compat form. */
@@ -98,7 +100,7 @@ static const struct fuse_opdesc fuse_ops[] = {
 	[FUSE_GETLK]       = { fsop_getlk, ARG(fuse_lk_in), sizeof(struct fuse_lk_out), TAIL_NONE, 0 },
 	[FUSE_SETLK]       = { fsop_setlk, ARG(fuse_lk_in), 0, TAIL_NONE, 0 },
 	[FUSE_SETLKW]      = { fsop_setlkw, ARG(fuse_lk_in), 0, TAIL_NONE, 0 },
-	[FUSE_ACCESS]      = { fsop_access, ARG(fuse_access_in), 0, TAIL_NONE, OP_NODE },
+	[FUSE_ACCESS]      = { fsop_access, ARG(fuse_access_in), 0, TAIL_NONE, OP_NODE | OP_SEALED },
 	[FUSE_CREATE]      = { fsop_create, ARG(fuse_create_in),
 			       ENTRY + sizeof(struct fuse_open_out), TAIL_NAME, OP_NODE | OP_MODIFY },
 	[FUSE_INTERRUPT]   = { fsop_interrupt, ARG(fuse_interrupt_in), 0, TAIL_NONE, OP_NOREPLY },
@@ -386,6 +388,8 @@ static int req_dispatch(struct fuse_req *r, const struct fuse_opdesc *d, size_t 
 		r->ino = inode_get(s, r->h.nodeid);
 		if (!r->ino)
 			return -ESTALE;
+		if (r->ino->mnt == FS_MNT_SEALED && !(d->flags & OP_SEALED))
+			return -EACCES;
 	}
 	return d->fn(r);
 }
@@ -615,6 +619,11 @@ struct fuse_server *fuse_server_create(const struct fuse_config *cfg, char *err,
 		goto fail;
 	}
 	fs_key_of(&stx, &key);
+	if (fs_is_pseudo_fs(s->rootfd, &stx)) {
+		snprintf(err, errlen, "virtio-fs: %s is a kernel pseudo file system (like /proc or "
+			 "/sys); it cannot be shared", cfg->path);
+		goto fail;
+	}
 	/* Reopening an O_PATH fd for I/O goes through its /proc/self/fd magic link. */
 	s->procfd = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (s->procfd < 0) {

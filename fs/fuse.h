@@ -16,6 +16,10 @@ struct fuse_config {
 	bool readonly;             /* enforced on the host: every modifying op gets EROFS */
 	enum fuse_cache cache;     /* entry/attr timeouts and open flags (DIRECT_IO, KEEP_CACHE) */
 	bool xattr;                /* extended attributes (and POSIX ACLs) passed through */
+	/* Host mount points inside the share: announced to the guest as submounts (false,
+	 * the default), or shown as empty directories it cannot enter (true).  Kernel
+	 * pseudo file systems (/proc, /sys, /dev, ...) are never entered either way. */
+	bool no_submounts;
 	unsigned threads;          /* hint for blocking-op concurrency; 0 = default */
 	/* The DAX window (FUSE_SETUPMAPPING maps files into it), from
 	 * fuse_dax_window_create and owned by the caller; NULL: no DAX.  dax_size is a

@@ -280,7 +280,7 @@ void inode_put(struct fuse_server *s, struct fs_inode *ino)
 }
 
 int inode_intern(struct fuse_server *s, int fd, const struct fs_key *key, mode_t type,
-		 struct fs_inode **out)
+		 enum fs_mnt mnt, struct fs_inode **out)
 {
 	struct fs_itable *t = &s->it;
 	struct fs_inode *ino;
@@ -307,6 +307,7 @@ int inode_intern(struct fuse_server *s, int fd, const struct fs_key *key, mode_t
 	ino->fd = fd;
 	ino->key = *key;
 	ino->type = type & S_IFMT;
+	ino->mnt = (uint8_t)mnt;
 	ino->nlookup = 1;
 	ino->refs = 2;          /* the lookup's, and the caller's */
 	hash_insert(t, ino);

@@ -22,10 +22,18 @@ struct fs_key {
 
 struct fs_plock;                /* one lock owner's open file description, lock.c */
 
+/* What a host mount point inside the share is to the guest (mounts.c). */
+enum fs_mnt {
+	FS_MNT_PLAIN,           /* not a mount root, or a file bind-mounted over a file */
+	FS_MNT_SUBMOUNT,        /* a directory announced with FUSE_ATTR_SUBMOUNT */
+	FS_MNT_SEALED,          /* a directory the guest may stat and mount over, not enter */
+};
+
 struct fs_inode {
 	int fd;                 /* O_PATH|O_NOFOLLOW: never used for I/O, only as an anchor */
 	uint32_t idx, gen;      /* nodeid = gen << 32 | idx: a reused slot gets a new id */
 	mode_t type;            /* S_IFMT bits; fixed for the life of a host inode */
+	uint8_t mnt;            /* enum fs_mnt, fixed when the inode is first looked up */
 	struct fs_key key;
 	uint64_t nlookup;       /* the guest's lookup count */
 	uint32_t refs;          /* 1 while nlookup > 0, + requests and handles using it */
@@ -181,7 +189,7 @@ void inode_put(struct fuse_server *s, struct fs_inode *ino);
 /* Take one guest lookup of the inode `fd` (O_PATH, consumed) refers to: the existing
  * inode with that key, or a new one.  Returns a counted reference in *out. */
 int inode_intern(struct fuse_server *s, int fd, const struct fs_key *key, mode_t type,
-		 struct fs_inode **out);
+		 enum fs_mnt mnt, struct fs_inode **out);
 void inode_forget(struct fuse_server *s, uint64_t nodeid, uint64_t n);
 /* DESTROY: every inode but the root loses all its lookups, every handle is released. */
 void itable_forget_all(struct fuse_server *s);
@@ -220,6 +228,16 @@ int fs_kill_suidgid(int fd);
 /* One lookup of `name` in `dir`: entry reply filled, one guest lookup taken. */
 int fs_lookup(struct fuse_server *s, struct fs_inode *dir, const char *name,
 	      struct fuse_entry_out *e);
+
+/* ---- mount points (mounts.c) -------------------------------------------------------- */
+
+/* Is the file system `fd` (statx'd into stx) is on a kernel pseudo file system (procfs,
+ * sysfs, devtmpfs, cgroup, ...)?  Also true when it cannot be told. */
+bool fs_is_pseudo_fs(int fd, const struct statx *stx);
+/* What the inode `fd` just resolved by name in `dir` (through ".." when dotdot) is to the
+ * guest: an enum fs_mnt, or -EACCES when it must not be handed out at all. */
+int fs_mount_policy(struct fuse_server *s, int fd, const struct statx *stx,
+		    const struct fs_inode *dir, bool dotdot);
 
 /* ---- DAX (dax.c) --------------------------------------------------------------------- */
 
