@@ -534,8 +534,14 @@ static int fsop_interrupt(struct fuse_req *r)
 
 /* ---- the server ---------------------------------------------------------------------- */
 
-/* Every inode the guest keeps looked up holds an fd; give the guest most of what the
- * process may open, leaving room for the rest of the VMM. */
+/* What the VMM keeps for itself out of RLIMIT_NOFILE, whatever the guests hold: vCPU and
+ * VM fds, an ioeventfd and irqfd per queue, the console, and the fds each worker thread
+ * opens for the length of one request (a reopen, a dup), for up to 64 threads per share. */
+#define FD_RESERVE_MIN  512
+#define FD_RESERVE_MAX  16384
+
+/* Every inode the guest keeps looked up holds an fd; give the guests (all shares
+ * together) most of what the process may open, leaving the reserve to the VMM. */
 static unsigned fd_budget(void)
 {
 	struct rlimit rl;
@@ -566,12 +572,14 @@ static unsigned fd_budget(void)
 	cur = rl.rlim_cur == RLIM_INFINITY ? (1u << 20) : rl.rlim_cur;
 	if (cur > (1u << 24))
 		cur = 1u << 24;
-	reserve = cur / 4;
-	if (reserve < 64)
-		reserve = 64;
-	if (reserve > 4096)
-		reserve = 4096;
-	return cur > reserve + 16 ? (unsigned)(cur - reserve) : 16;
+	reserve = cur / 8;
+	if (reserve < FD_RESERVE_MIN)
+		reserve = FD_RESERVE_MIN;
+	if (reserve > FD_RESERVE_MAX)
+		reserve = FD_RESERVE_MAX;
+	if (reserve > cur / 2)          /* a small limit: still half for the guests */
+		reserve = cur / 2;
+	return (unsigned)(cur - reserve);
 }
 
 struct fuse_server *fuse_server_create(const struct fuse_config *cfg, char *err, size_t errlen)
@@ -647,7 +655,7 @@ struct fuse_server *fuse_server_create(const struct fuse_config *cfg, char *err,
 	}
 	s->switch_creds = geteuid() == 0;
 	s->timeout = cfg->cache == FUSE_CACHE_NEVER ? 0 : cfg->cache == FUSE_CACHE_ALWAYS ? 86400 : 1;
-	s->maxfds = fd_budget();
+	fd_budget_set(fd_budget());
 	if (fs_dax_init(s)) {
 		snprintf(err, errlen, "virtio-fs: cannot set up the DAX window");
 		goto fail;
@@ -675,6 +683,7 @@ void fuse_server_destroy(struct fuse_server *s)
 	if (!s)
 		return;
 	itable_fini(s);
+	fd_unreserve_all(s);
 	fs_dax_fini(s);
 	close(s->procfd);
 	pthread_mutex_destroy(&s->init_mu);

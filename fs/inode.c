@@ -22,18 +22,36 @@
 #define GEN(id) ((uint32_t)((id) >> 32))
 #define TABLE_MAX (1u << 24)    /* far beyond any fd budget; keeps indices sane */
 
+/* One budget for every server of the process: each share sizing its own from the whole
+ * RLIMIT_NOFILE let two busy guests exhaust the process's fds, and then the VMM's own
+ * eventfd() or pthread_create() failed.  The budget leaves the VMM a reserve. */
+static atomic_uint fds_used;    /* guest-held fds, all servers */
+static atomic_uint fds_max = 1024;
+
+void fd_budget_set(unsigned max)
+{
+	atomic_store(&fds_max, max);
+}
+
 int fd_reserve(struct fuse_server *s)
 {
-	if (atomic_fetch_add(&s->nfds, 1) >= s->maxfds) {
-		atomic_fetch_sub(&s->nfds, 1);
+	if (atomic_fetch_add(&fds_used, 1) >= atomic_load(&fds_max)) {
+		atomic_fetch_sub(&fds_used, 1);
 		return -ENFILE;
 	}
+	atomic_fetch_add(&s->nfds, 1);
 	return 0;
 }
 
 void fd_unreserve(struct fuse_server *s)
 {
 	atomic_fetch_sub(&s->nfds, 1);
+	atomic_fetch_sub(&fds_used, 1);
+}
+
+void fd_unreserve_all(struct fuse_server *s)
+{
+	atomic_fetch_sub(&fds_used, atomic_exchange(&s->nfds, 0));
 }
 
 /* ---- inode table ------------------------------------------------------------------- */
@@ -202,7 +220,10 @@ int itable_init(struct fuse_server *s, int rootfd, const struct fs_key *key)
 	root->refs = 1;
 	hash_insert(t, root);
 	s->root = root;
-	atomic_fetch_add(&s->nfds, 1);  /* balanced by the root's close in itable_fini */
+	/* The root's fd counts (and may exceed the budget: a share must open); balanced by
+	 * fd_unreserve_all after itable_fini. */
+	atomic_fetch_add(&s->nfds, 1);
+	atomic_fetch_add(&fds_used, 1);
 	return 0;
 }
 

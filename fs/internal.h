@@ -99,7 +99,6 @@ struct fuse_server {
 	struct fs_inode *root;
 
 	atomic_uint nfds;       /* fds held for the guest (inodes, handles, lock owners) */
-	unsigned maxfds;
 
 	struct fs_dax *dax;     /* the DAX window's state, NULL without one (dax.c) */
 };
@@ -204,9 +203,13 @@ int fs_reply_open(struct fuse_req *r, enum fs_handle_kind kind, int fd);
 void handle_put(struct fuse_server *s, struct fs_handle *h);
 int handle_release(struct fuse_server *s, uint64_t fh, enum fs_handle_kind kind);
 
-/* The per-server cap on fds the guest can make us hold; ENFILE beyond it. */
+/* fds guests can make us hold: one budget shared by every server of the process, so the
+ * VMM keeps a reserve whatever the guests do; ENFILE beyond it. */
+void fd_budget_set(unsigned max);
 int fd_reserve(struct fuse_server *s);
 void fd_unreserve(struct fuse_server *s);
+/* A server's fds are closed wholesale (itable_fini): give back all it held. */
+void fd_unreserve_all(struct fuse_server *s);
 
 /* ---- host access (resolve.c) --------------------------------------------------------- */
 
