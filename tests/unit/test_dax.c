@@ -463,3 +463,46 @@ Test(dax, readdirplus_unwritten_entries_keep_no_lookup)
 	}
 	cr_assert_eq(fx_releasedir(dh), 0);
 }
+
+/* Issue 9 finding 9: every mapping is a VMA of the VMM, and single-page mappings used up
+ * vm.max_map_count (then pthread_create failed).  Live mappings are capped per window: an
+ * 8 MiB window (four 2 MiB ranges, what Linux maps at a time) takes 16.  Beyond, ENOSPC;
+ * re-mapping or removing is always fine, and cutting a mapping in two counts as two. */
+Test(dax, mappings_capped_per_window)
+{
+	uint8_t *a;
+	uint64_t na = pattern_file("a", 128 * page, 1, &a);
+	int i;
+
+	/* Every other page, so none of them merge. */
+	for (i = 0; i < 16; i++)
+		cr_assert_eq(setup(na, NOFH, (uint64_t)i * page, page, RD, 2 * (uint64_t)i * page),
+			     0, "mapping %d", i);
+	cr_assert_eq(setup(na, NOFH, 16 * page, page, RD, 32 * page), -ENOSPC);
+	cr_assert(all_zero(fx.dax + 32 * page, page), "the refused mapping is not there");
+	cr_assert_eq(setup(na, NOFH, 20 * page, page, RD, 0), 0, "re-mapping a range in place");
+	cr_assert_eq(memcmp(fx.dax, a + 20 * page, page), 0);
+	cr_assert_eq(remove1(0, page), 0);
+	cr_assert_eq(setup(na, NOFH, 16 * page, page, RD, 32 * page), 0, "room again");
+	cr_assert_eq(memcmp(fx.dax + 32 * page, a + 16 * page, page), 0);
+
+	/* 15 single pages and one 64-page mapping: cutting out its middle would make 17. */
+	cr_assert_eq(remove1(32 * page, page), 0);
+	for (i = 0; i < 16; i++)
+		cr_assert_eq(remove1(2 * (uint64_t)i * page, page), 0);
+	cr_assert_eq(fuse_dax_mapped(fx.s), 0);
+	for (i = 0; i < 15; i++)
+		cr_assert_eq(setup(na, NOFH, 0, page, RD, 2 * (uint64_t)i * page), 0);
+	cr_assert_eq(setup(na, NOFH, 0, 64 * page, RD, 64 * page), 0);
+	cr_assert_eq(remove1(80 * page, page), -ENOSPC, "a cut would be the 17th mapping");
+	cr_assert_eq(memcmp(fx.dax + 80 * page, a + 16 * page, page), 0, "still mapped");
+	cr_assert_eq(setup(na, NOFH, 0, page, RD, 90 * page), -ENOSPC,
+		     "a mapping inside another cuts it too");
+	/* Its first page goes: still one mapping (the rest), fine. */
+	cr_assert_eq(remove1(64 * page, page), 0);
+	cr_assert(all_zero(fx.dax + 64 * page, page));
+	/* A whole mapping goes: room for one more. */
+	cr_assert_eq(remove1(0, page), 0);
+	cr_assert_eq(remove1(80 * page, page), 0, "now the cut fits");
+	free(a);
+}
