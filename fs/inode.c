@@ -497,6 +497,40 @@ int handle_release(struct fuse_server *s, uint64_t fh, enum fs_handle_kind kind)
 	return 0;
 }
 
+int itable_per_fs(struct fuse_server *s, struct fs_inode **v, int max)
+{
+	struct fs_itable *t = &s->it;
+	int n = 0;
+
+	pthread_mutex_lock(&t->mu);
+	v[n++] = s->root;
+	s->root->refs++;
+	for (uint32_t i = 1; i < t->nslot; i++) {
+		struct fs_inode *ino = t->slot[i];
+		int k;
+		if (ino->fd < 0 || !ino->nlookup || ino->mnt == FS_MNT_SEALED ||
+		    !(S_ISDIR(ino->type) || S_ISREG(ino->type)))
+			continue;
+		for (k = 0; k < n && v[k]->key.dev != ino->key.dev; k++)
+			;
+		if (k < n) {
+			/* A directory reopens whatever its mode; prefer one. */
+			if (!S_ISDIR(v[k]->type) && S_ISDIR(ino->type)) {
+				v[k]->refs--;   /* never the last: a live inode keeps its lookup's */
+				v[k] = ino;
+				ino->refs++;
+			}
+			continue;
+		}
+		if (n == max)
+			continue;
+		v[n++] = ino;
+		ino->refs++;
+	}
+	pthread_mutex_unlock(&t->mu);
+	return n;
+}
+
 void itable_forget_all(struct fuse_server *s)
 {
 	struct fs_htable *ht = &s->ht;

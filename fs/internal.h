@@ -192,6 +192,10 @@ int inode_intern(struct fuse_server *s, int fd, const struct fs_key *key, mode_t
 void inode_forget(struct fuse_server *s, uint64_t nodeid, uint64_t n);
 /* DESTROY: every inode but the root loses all its lookups, every handle is released. */
 void itable_forget_all(struct fuse_server *s);
+/* One live inode (referenced, the root first) per host file system (st_dev) the table
+ * holds inodes of, a directory where there is one; at most `max` of them. */
+#define FS_SYNC_MAX 256
+int itable_per_fs(struct fuse_server *s, struct fs_inode **v, int max);
 
 int handle_new(struct fuse_server *s, enum fs_handle_kind kind, int fd, struct fs_inode *ino,
 	       uint64_t *fh);

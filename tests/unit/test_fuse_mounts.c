@@ -13,14 +13,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <linux/loop.h>
 
 #include "tests/unit/fuse_util.h"
 
 static const char *const mounted[] = { "proc", "sys", "dev", "tmp", "bindproc", "environ",
-				       "tmp/deeper" };
+				       "tmp/deeper", "disk" };
 
 static void ns_private(void)
 {
@@ -243,4 +245,109 @@ Test(fuse_mounts, pseudo_share_refused)
 		cr_assert_null(s, "%s shared", paths[i]);
 		cr_assert(strstr(err, "pseudo file system"), "%s: %s", paths[i], err);
 	}
+}
+
+/* ---- SYNCFS reaches every file system (issue 9 finding 11(c)) ------------------------ */
+
+static void setup_plain(void)
+{
+	ns_private();
+	fx_setup();
+}
+
+TestSuite(fuse_syncfs, .init = setup_plain, .fini = teardown);
+
+static int loopno;
+
+/* An 8 MiB ext4 on a loop device (detached by itself once unmounted), mounted at
+ * share/disk.  Lazy initialisation off and a long journal commit interval: nothing
+ * writes to it by itself while the test looks. */
+static void mount_disk(void)
+{
+	char img[700], dev[32], cmd[1024];
+	int imgfd, ctl, lfd = -1;
+
+	cr_assert_lt((size_t)snprintf(img, sizeof(img), "%s/disk.img", fx.dir), sizeof(img));
+	imgfd = open(img, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	cr_assert_geq(imgfd, 0);
+	cr_assert_eq(ftruncate(imgfd, 8 << 20), 0);
+	snprintf(cmd, sizeof(cmd), "mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "
+		 "'%s' >/dev/null 2>&1", img);
+	cr_assert_eq(system(cmd), 0, "mkfs.ext4 failed (e2fsprogs, tools/deps)");
+	ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	cr_assert_geq(ctl, 0, "/dev/loop-control: %s", strerror(errno));
+	/* Another process may take the free device first: try again. */
+	for (int tries = 0; tries < 20 && lfd < 0; tries++) {
+		loopno = ioctl(ctl, LOOP_CTL_GET_FREE);
+		cr_assert_geq(loopno, 0, "LOOP_CTL_GET_FREE: %s", strerror(errno));
+		snprintf(dev, sizeof(dev), "/dev/loop%d", loopno);
+		lfd = open(dev, O_RDWR | O_CLOEXEC);
+		if (lfd >= 0 && ioctl(lfd, LOOP_SET_FD, imgfd)) {
+			close(lfd);
+			lfd = -1;
+		}
+	}
+	cr_assert_geq(lfd, 0, "no loop device");
+	struct loop_info64 li = { .lo_flags = LO_FLAGS_AUTOCLEAR };
+	cr_assert_eq(ioctl(lfd, LOOP_SET_STATUS64, &li), 0);
+	cr_assert_eq(mkdir(fx_path("disk"), 0755), 0);
+	cr_assert_eq(mount(dev, fx_path("disk"), "ext4", 0, "commit=600"), 0, "mount %s: %s", dev,
+		     strerror(errno));
+	close(lfd);
+	close(imgfd);
+	close(ctl);
+}
+
+/* Writes the loop device has completed (/sys/block/loopN/stat, field 5). */
+static unsigned long disk_writes(void)
+{
+	char path[64];
+	unsigned long f[5];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/sys/block/loop%d/stat", loopno);
+	fp = fopen(path, "re");
+	cr_assert_not_null(fp, "%s: %s", path, strerror(errno));
+	cr_assert_eq(fscanf(fp, "%lu %lu %lu %lu %lu", &f[0], &f[1], &f[2], &f[3], &f[4]), 5);
+	fclose(fp);
+	return f[4];
+}
+
+static void dirty(const char *rel, char c)
+{
+	static char data[256 << 10];
+
+	memset(data, c, sizeof(data));
+	fx_write_file(rel, data, sizeof(data));
+}
+
+static int syncfs_req(uint64_t node)
+{
+	struct fuse_syncfs_in in = { 0 };
+
+	return fx_call(FUSE_SYNCFS, node, &in, sizeof(in), NULL, 0, NULL, 0, NULL, 0, NULL);
+}
+
+Test(fuse_syncfs, every_file_system_of_the_share)
+{
+	struct fuse_entry_out e;
+	unsigned long w;
+
+	mount_disk();
+	dirty("disk/f", 'a');
+	uint64_t disk = node_of(FUSE_ROOT_ID, "disk", &e);
+	node_of(disk, "f", &e);
+	/* The guest syncs its root superblock: the ext4 below is written out too. */
+	w = disk_writes();
+	cr_assert_eq(syncfs_req(FUSE_ROOT_ID), 0);
+	cr_assert_gt(disk_writes(), w, "SYNCFS of the root left the submount's data dirty");
+	/* A submount's own superblock: its node comes with the request. */
+	dirty("disk/g", 'b');
+	w = disk_writes();
+	cr_assert_eq(syncfs_req(disk), 0);
+	cr_assert_gt(disk_writes(), w, "SYNCFS of the submount left its data dirty");
+	/* Nothing dirty: nothing written (so the writes above were the syncs'). */
+	w = disk_writes();
+	usleep(100 * 1000);
+	cr_assert_eq(disk_writes(), w, "the disk writes by itself: the test proves nothing");
 }
