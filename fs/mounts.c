@@ -131,12 +131,17 @@ int fs_mount_policy(struct fuse_server *s, int fd, const struct statx *stx,
 	bool isdir = S_ISDIR(stx->stx_mode);
 	bool root = is_mount_root(stx, dir);
 
-	if (!root && !dotdot)
+	struct statfs st;
+
+	if (!root) {
+		/* ".." stays inside the share (fs_parent_vet), which is inside no pseudo file
+		 * system; checked anyway, cheaply (the type, not mountinfo). */
+		if (dotdot && (fstatfs(fd, &st) || magic_is_pseudo((unsigned long)st.f_type)))
+			return -EACCES;
 		return FS_MNT_PLAIN;
+	}
 	if (fs_is_pseudo_fs(fd, stx))
 		return isdir ? FS_MNT_SEALED : -EACCES;
-	if (!root)
-		return FS_MNT_PLAIN;
 	if (s->cfg.no_submounts)
 		return isdir ? FS_MNT_SEALED : -EACCES;
 	/* A file bind-mounted over another is just that file to the guest. */
