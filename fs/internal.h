@@ -238,7 +238,7 @@ int fs_lookup(struct fuse_server *s, struct fs_inode *dir, const char *name,
 
 /* ---- mount points (mounts.c) -------------------------------------------------------- */
 
-/* Is the file system `fd` (statx'd into stx) is on a kernel pseudo file system (procfs,
+/* Is `fd` (statx'd into stx) on a kernel pseudo file system (procfs,
  * sysfs, devtmpfs, cgroup, ...)?  Also true when it cannot be told. */
 bool fs_is_pseudo_fs(int fd, const struct statx *stx);
 /* What the inode `fd` just resolved by name in `dir` (through ".." when dotdot) is to the
