@@ -82,10 +82,11 @@ static const struct fuse_opdesc fuse_ops[] = {
 	[FUSE_SETXATTR]    = { fsop_setxattr, FUSE_COMPAT_SETXATTR_IN_SIZE,
 			       FUSE_COMPAT_SETXATTR_IN_SIZE, 0, TAIL_XSET,
 			       OP_NODE | OP_MODIFY | OP_XATTR },
+	/* Readable on a sealed mount point like its attributes (ls -l asks for ACLs). */
 	[FUSE_GETXATTR]    = { fsop_getxattr, ARG(fuse_getxattr_in), 0, TAIL_XNAME,
-			       OP_NODE | OP_XATTR },
+			       OP_NODE | OP_XATTR | OP_SEALED },
 	[FUSE_LISTXATTR]   = { fsop_listxattr, ARG(fuse_getxattr_in), 0, TAIL_NONE,
-			       OP_NODE | OP_XATTR },
+			       OP_NODE | OP_XATTR | OP_SEALED },
 	[FUSE_REMOVEXATTR] = { fsop_removexattr, 0, 0, 0, TAIL_XNAME,
 			       OP_NODE | OP_MODIFY | OP_XATTR },
 	[FUSE_FLUSH]       = { fsop_flush, ARG(fuse_flush_in), 0, TAIL_NONE, 0 },

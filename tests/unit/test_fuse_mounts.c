@@ -109,6 +109,9 @@ static void assert_sealed(uint64_t parent, const char *name)
 	struct fuse_entry_out e, e2;
 	struct fuse_mkdir_in mk = { .mode = 0755 };
 	struct fuse_setattr_in sa = { .valid = FATTR_MODE, .mode = 0777 };
+	struct fuse_setxattr_in sx = { .size = 1 };
+	struct fuse_getxattr_in gxi = { .size = 0 };
+	char gxo[64];
 	uint64_t n = node_of(parent, name, &e), dh;
 
 	cr_assert(S_ISDIR(e.attr.mode), "%s: a directory", name);
@@ -122,6 +125,12 @@ static void assert_sealed(uint64_t parent, const char *name)
 	cr_assert_eq(fx_call(FUSE_MKDIR, n, &mk, sizeof(mk), "x", 2, NULL, 0, &e2, sizeof(e2),
 			     NULL), -EACCES, "%s: created in", name);
 	cr_assert_eq(fx_setattr(n, &sa, NULL), -EACCES, "%s: changed", name);
+	cr_assert_eq(fx_call(FUSE_SETXATTR, n, &sx, FUSE_COMPAT_SETXATTR_IN_SIZE, "user.x", 7, "v", 1,
+			     NULL, 0, NULL), -EACCES, "%s: xattr set", name);
+	/* Reading its xattrs is like reading its attributes (ls -l asks for ACLs). */
+	int gx = fx_call(FUSE_GETXATTR, n, &gxi, sizeof(gxi), "system.posix_acl_access", 24,
+			 NULL, 0, gxo, sizeof(gxo), NULL);
+	cr_assert(gx == -ENODATA || gx == -EOPNOTSUPP || gx == 0, "%s: getxattr %d", name, gx);
 	cr_assert_eq(fx_rename(FUSE_ROOT_ID, "plain", n, "moved"), -EACCES, "%s: renamed into",
 		     name);
 }
@@ -214,7 +223,7 @@ Test(fuse_mounts_off, every_mount_point_sealed)
 Test(fuse_mounts, host_root_share)
 {
 	/* Read-write only so that modifying ops reach the seal (nothing is created). */
-	struct fuse_config cfg = { .path = "/", .cache = FUSE_CACHE_ALWAYS };
+	struct fuse_config cfg = { .path = "/", .cache = FUSE_CACHE_ALWAYS, .xattr = true };
 	struct fuse_server *mine = fx.s;
 	struct fuse_entry_out e;
 	char err[256];
