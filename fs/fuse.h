@@ -20,6 +20,10 @@ struct fuse_config {
 	 * security.capability.  Off (the default): such mode bits are stripped on create,
 	 * mkdir, mknod and chmod, and setting security.capability is refused (creds.c). */
 	bool suid;
+	/* Host mount points inside the share: announced to the guest as submounts (false,
+	 * the default), or shown as empty directories it cannot enter (true).  Kernel
+	 * pseudo file systems (/proc, /sys, /dev, ...) are never entered either way. */
+	bool no_submounts;
 	unsigned threads;          /* hint for blocking-op concurrency; 0 = default */
 	/* The DAX window (FUSE_SETUPMAPPING maps files into it), from
 	 * fuse_dax_window_create and owned by the caller; NULL: no DAX.  dax_size is a
@@ -31,10 +35,11 @@ struct fuse_config {
 struct fuse_server;
 
 /* Open the share: one line in `err` and NULL on failure (missing directory, not a
- * directory, no permission, /proc not mounted).  Every inode the guest keeps looked up
- * holds an fd, so this raises the process's soft RLIMIT_NOFILE to its hard limit; the
- * guest may hold at most about three quarters of it (ENFILE beyond), the rest is left to
- * the VMM. */
+ * directory, no permission, /proc not mounted, a pseudo file system).  Every inode the
+ * guest keeps looked up holds an fd, so this raises the process's soft RLIMIT_NOFILE to
+ * its hard limit (as root, both to fs.nr_open); the guests of all servers together may
+ * hold all of it but a reserve for the VMM (1/8, at least 512 and at most 16384, at most
+ * half), ENFILE beyond. */
 struct fuse_server *fuse_server_create(const struct fuse_config *cfg, char *err, size_t errlen);
 void fuse_server_destroy(struct fuse_server *s);
 

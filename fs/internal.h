@@ -22,10 +22,18 @@ struct fs_key {
 
 struct fs_plock;                /* one lock owner's open file description, lock.c */
 
+/* What a host mount point inside the share is to the guest (mounts.c). */
+enum fs_mnt {
+	FS_MNT_PLAIN,           /* not a mount root, or a file bind-mounted over a file */
+	FS_MNT_SUBMOUNT,        /* a directory announced with FUSE_ATTR_SUBMOUNT */
+	FS_MNT_SEALED,          /* a directory the guest may stat and mount over, not enter */
+};
+
 struct fs_inode {
 	int fd;                 /* O_PATH|O_NOFOLLOW: never used for I/O, only as an anchor */
 	uint32_t idx, gen;      /* nodeid = gen << 32 | idx: a reused slot gets a new id */
 	mode_t type;            /* S_IFMT bits; fixed for the life of a host inode */
+	uint8_t mnt;            /* enum fs_mnt, fixed when the inode is first looked up */
 	struct fs_key key;
 	uint64_t nlookup;       /* the guest's lookup count */
 	uint32_t refs;          /* 1 while nlookup > 0, + requests and handles using it */
@@ -56,13 +64,9 @@ struct fs_handle {
 	uint32_t refs;
 	struct fs_inode *ino;   /* holds a ref */
 	struct fs_handle *fnext;
-	/* Directory stream (dir.c), all under mu: getdents64 output not yet returned, and the
-	 * host cookie that the next unread entry follows. */
+	/* Directory stream (dir.c): mu serialises the fd's position between READDIRs.  No
+	 * buffer lives here: an idle handle costs its fd and this struct only. */
 	pthread_mutex_t mu;
-	char *dbuf;
-	size_t dlen, dpos;
-	uint64_t dcookie;
-	bool dvalid;
 };
 
 struct fs_htable {
@@ -95,12 +99,17 @@ struct fuse_server {
 	struct fs_inode *root;
 
 	atomic_uint nfds;       /* fds held for the guest (inodes, handles, lock owners) */
-	unsigned maxfds;
 
 	struct fs_dax *dax;     /* the DAX window's state, NULL without one (dax.c) */
 };
 
 /* ---- one request (fuse.c) ------------------------------------------------------------ */
+
+/* INIT's max_write; a WRITE carrying more is refused (EINVAL). */
+#define FUSE_MAX_WRITE  (1u << 20)
+/* No request a kernel sends is longer (a WRITE's headers and payload, or a SETXATTR's
+ * 64 KiB value); anything longer is refused before it is read. */
+#define FUSE_MAX_REQ    (FUSE_MAX_WRITE + 4096)
 
 union fuse_args {
 	struct fuse_forget_in forget;
@@ -182,10 +191,14 @@ void inode_put(struct fuse_server *s, struct fs_inode *ino);
 /* Take one guest lookup of the inode `fd` (O_PATH, consumed) refers to: the existing
  * inode with that key, or a new one.  Returns a counted reference in *out. */
 int inode_intern(struct fuse_server *s, int fd, const struct fs_key *key, mode_t type,
-		 struct fs_inode **out);
+		 enum fs_mnt mnt, struct fs_inode **out);
 void inode_forget(struct fuse_server *s, uint64_t nodeid, uint64_t n);
 /* DESTROY: every inode but the root loses all its lookups, every handle is released. */
 void itable_forget_all(struct fuse_server *s);
+/* One live inode (referenced, the root first) per host file system (st_dev) the table
+ * holds inodes of, a directory where there is one; at most `max` of them. */
+#define FS_SYNC_MAX 256
+int itable_per_fs(struct fuse_server *s, struct fs_inode **v, int max);
 
 int handle_new(struct fuse_server *s, enum fs_handle_kind kind, int fd, struct fs_inode *ino,
 	       uint64_t *fh);
@@ -197,9 +210,13 @@ int fs_reply_open(struct fuse_req *r, enum fs_handle_kind kind, int fd);
 void handle_put(struct fuse_server *s, struct fs_handle *h);
 int handle_release(struct fuse_server *s, uint64_t fh, enum fs_handle_kind kind);
 
-/* The per-server cap on fds the guest can make us hold; ENFILE beyond it. */
+/* fds guests can make us hold: one budget shared by every server of the process, so the
+ * VMM keeps a reserve whatever the guests do; ENFILE beyond it. */
+void fd_budget_set(unsigned max);
 int fd_reserve(struct fuse_server *s);
 void fd_unreserve(struct fuse_server *s);
+/* A server's fds are closed wholesale (itable_fini): give back all it held. */
+void fd_unreserve_all(struct fuse_server *s);
 
 /* ---- host access (resolve.c) --------------------------------------------------------- */
 
@@ -221,6 +238,16 @@ int fs_kill_suidgid(int fd);
 /* One lookup of `name` in `dir`: entry reply filled, one guest lookup taken. */
 int fs_lookup(struct fuse_server *s, struct fs_inode *dir, const char *name,
 	      struct fuse_entry_out *e);
+
+/* ---- mount points (mounts.c) -------------------------------------------------------- */
+
+/* Is `fd` (statx'd into stx) on a kernel pseudo file system (procfs,
+ * sysfs, devtmpfs, cgroup, ...)?  Also true when it cannot be told. */
+bool fs_is_pseudo_fs(int fd, const struct statx *stx);
+/* What the inode `fd` just resolved by name in `dir` (through ".." when dotdot) is to the
+ * guest: an enum fs_mnt, or -EACCES when it must not be handed out at all. */
+int fs_mount_policy(struct fuse_server *s, int fd, const struct statx *stx,
+		    const struct fs_inode *dir, bool dotdot);
 
 /* ---- DAX (dax.c) --------------------------------------------------------------------- */
 

@@ -118,3 +118,18 @@ Test(share, dax_window_sizes)
 	bad("tag=t,path=/tmp,dax=-2M", "dax must be a size");
 	bad("tag=t,path=/tmp,dax=99999999999999999999G", "dax must be a size");
 }
+
+Test(share, submounts_on_or_off)
+{
+	struct share sh;
+	cr_assert_eq(share_parse("tag=t,path=/tmp", &sh, err, sizeof(err)), 0, "%s", err);
+	cr_assert_not(sh.fuse.no_submounts, "announced by default");
+	share_free(&sh);
+	cr_assert_eq(share_parse("tag=t,path=/tmp,submounts=off", &sh, err, sizeof(err)), 0);
+	cr_assert(sh.fuse.no_submounts);
+	share_free(&sh);
+	cr_assert_eq(share_parse("tag=t,path=/tmp,submounts=on", &sh, err, sizeof(err)), 0);
+	cr_assert_not(sh.fuse.no_submounts);
+	share_free(&sh);
+	bad("tag=t,path=/tmp,submounts=yes", "submounts must be on or off");
+}
