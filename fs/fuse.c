@@ -479,6 +479,9 @@ static int fsop_init(struct fuse_req *r)
 	       FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_ASYNC_DIO |
 	       FUSE_PARALLEL_DIROPS | FUSE_HANDLE_KILLPRIV_V2 | FUSE_MAX_PAGES |
 	       FUSE_CACHE_SYMLINKS;
+	/* Read-only: the guest kernel keeps its locks to itself (see fs/lock.c). */
+	if (s->cfg.readonly)
+		ours &= ~(uint64_t)(FUSE_POSIX_LOCKS | FUSE_FLOCK_LOCKS);
 	if (s->cfg.cache == FUSE_CACHE_ALWAYS)
 		ours |= FUSE_WRITEBACK_CACHE;
 	if (s->cfg.xattr)
