@@ -11,8 +11,8 @@
  *
  * flock() locks belong to an open file already: they go on the handle's own fd.
  *
- * SETLKW blocks in the host kernel holding no lock of ours (only references), so every
- * other request keeps flowing on the other threads. */
+ * A SETLKW that cannot be granted at once waits on a thread of the server's own
+ * (lockwait.c), never on the transport's, and holds no lock of ours meanwhile. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -227,12 +227,34 @@ int fsop_getlk(struct fuse_req *r)
 	return sizeof(o);
 }
 
+/* The lock could not be granted at once: what the request may do about it (see
+ * fuse_req.wait).  Takes `fd`. */
+static int lock_wait(struct fuse_req *r, int fd, int how, struct flock *fl)
+{
+	int ret;
+
+	switch (r->wait) {
+	case REQ_PARK:
+		return lockwait_park(r, fd, how, fl);
+	case REQ_BLOCK:
+		ret = (how ? flock(fd, how) : fcntl(fd, F_OFD_SETLKW, fl)) ? -errno : 0;
+		break;
+	default:
+		ret = -EAGAIN;
+		break;
+	}
+	close(fd);
+	return ret;
+}
+
+/* SETLK tries once; SETLKW tries once too, and only when that would block does it wait
+ * (lock_wait), so most blocking requests are answered without ever waiting. */
 static int lock_set(struct fuse_req *r, bool wait)
 {
 	const struct fuse_lk_in *a = &r->arg.lk;
 	struct fs_handle *h;
 	struct flock fl;
-	int fd, ret;
+	int fd, ret, how = 0;
 
 	/* A read-only share keeps locks in the guest (INIT does not offer them): through it a
 	 * guest could otherwise lock any host file the user can read, and block host
@@ -246,16 +268,26 @@ static int lock_set(struct fuse_req *r, bool wait)
 	if (!h)
 		return -EBADF;
 	if (a->lk_flags & FUSE_LK_FLOCK) {
-		int op = fl.l_type == F_RDLCK ? LOCK_SH : fl.l_type == F_WRLCK ? LOCK_EX : LOCK_UN;
-		ret = flock(h->fd, wait ? op : op | LOCK_NB) ? -errno : 0;
-		handle_put(r->s, h);
-		return ret;
+		how = fl.l_type == F_RDLCK ? LOCK_SH : fl.l_type == F_WRLCK ? LOCK_EX : LOCK_UN;
+		/* A dup shares the open file (and so its flock) and outlives a RELEASE. */
+		fd = fcntl(h->fd, F_DUPFD_CLOEXEC, 0);
+		if (fd < 0)
+			fd = -errno;
+	} else {
+		fd = plock_fd(r->s, h, a->owner, fl.l_type == F_UNLCK ? 0 : fl.l_type);
 	}
-	fd = plock_fd(r->s, h, a->owner, fl.l_type == F_UNLCK ? 0 : fl.l_type);
 	handle_put(r->s, h);
 	if (fd < 0)
 		return fd;
-	ret = fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl) ? -errno : 0;
+	if (how)
+		ret = flock(fd, how | LOCK_NB) ? -errno : 0;
+	else
+		ret = fcntl(fd, F_OFD_SETLK, &fl) ? -errno : 0;
+	if (ret == -EWOULDBLOCK || ret == -EACCES) {
+		if (wait)
+			return lock_wait(r, fd, how, &fl);
+		ret = -EAGAIN;
+	}
 	close(fd);
 	return ret;
 }

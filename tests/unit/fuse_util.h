@@ -38,6 +38,8 @@ void fx_setup(void);            /* rw, cache=auto, xattr on, initialised */
 /* Like fx_start(ro, auto, xattr on, initialised) with a DAX window of `size` bytes. */
 void fx_start_dax(bool ro, uint64_t size);
 void fx_setup_ro(void);
+/* Like fx_setup, with cfg.complete set (requests may be parked, fuse_handle_async). */
+void fx_setup_async(fuse_complete_fn fn, void *opaque);
 void fx_setup_noinit(void);
 void fx_teardown(void);
 
