@@ -112,8 +112,8 @@ static bool mode_has(int accmode, bool write)
 /* The owner's open file, opened on first use with the access of the guest handle it came
  * through (which the guest kernel checked the lock type against): a read-only handle
  * must not make the host file open for writing (a host exec would fail with ETXTBSY).
- * When the same owner later needs the other access (a write lock through a read-write
- * handle), its file is reopened read-write and its locks move over.  `need`: 0 for none
+ * When the same owner later needs write access (a write lock through a read-write
+ * handle), its file is reopened read-write and its read locks move over.  `need`: 0 for none
  * (unlock, test), else F_RDLCK or F_WRLCK.  Returns a dup the caller closes, so a FLUSH
  * racing a blocked SETLKW cannot close the fd under it. */
 static int plock_fd(struct fuse_server *s, struct fs_handle *h, uint64_t owner, int need)
@@ -135,7 +135,16 @@ static int plock_fd(struct fuse_server *s, struct fs_handle *h, uint64_t owner, 
 		if (ret)
 			goto out;
 		p = malloc(sizeof(*p));
-		fd = p ? fs_reopen(s, ino, hmode) : -ENOMEM;
+		fd = p ? -EACCES : -ENOMEM;
+		/* A writer is made read-write where it may be: write locks could not move to
+		 * another open file later (they would conflict with themselves). */
+		if (p && hmode == O_WRONLY) {
+			fd = fs_reopen(s, ino, O_RDWR);
+			if (fd >= 0)
+				hmode = O_RDWR;
+		}
+		if (p && fd < 0)
+			fd = fs_reopen(s, ino, hmode);
 		if (fd < 0) {
 			ret = fd;
 			free(p);
