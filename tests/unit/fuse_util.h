@@ -46,6 +46,9 @@ void fx_teardown(void);
 /* A path inside the share (rotating static buffers, 8 live at a time). */
 const char *fx_path(const char *rel);
 void fx_write_file(const char *rel, const void *data, size_t len);
+/* Lock requests blocked in the host kernel on the file `rel` (the "->" lines of
+ * /proc/locks): lock waiters really waiting. */
+int fx_lock_waiters(const char *rel);
 
 /* One request: header + arg + t1 + t2 (t2 may be NULL), reply payload into `reply` (the
  * guest's out buffer has room for exactly `replysz` payload bytes).  Returns 0, a negative

@@ -138,6 +138,24 @@ void fx_write_file(const char *rel, const void *data, size_t len)
 	close(fd);
 }
 
+int fx_lock_waiters(const char *rel)
+{
+	char line[256], ino[32];
+	struct stat st;
+	int n = 0;
+	FILE *f;
+
+	cr_assert_eq(stat(fx_path(rel), &st), 0);
+	snprintf(ino, sizeof(ino), ":%llu ", (unsigned long long)st.st_ino);
+	f = fopen("/proc/locks", "re");
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, "->") && strstr(line, ino))
+			n++;
+	fclose(f);
+	return n;
+}
+
 /* ---- chains -------------------------------------------------------------------------- */
 
 /* Segment lengths for each pattern; the last segment takes whatever remains.  Pattern 3

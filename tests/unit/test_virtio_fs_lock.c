@@ -252,7 +252,10 @@ Test(virtio_fs_lock, reset_with_waiters)
 	cr_assert_eq(lk_call(FUSE_SETLK, a, 1, F_WRLCK, 0, 99), 0);
 	for (int i = 0; i < 6; i++)
 		w[i] = lk_submit(FUSE_SETLKW, b, 2 + i, F_WRLCK, 0, 9);
-	usleep(100 * 1000);
+	/* All six blocked (before the fix, only as many as the pool has threads). */
+	for (int t = 0; t < 1000 && fx_lock_waiters("f") < 6; t++)
+		usleep(1000);
+	usleep(20 * 1000);
 	used = mock_used_idx(&mk);
 	cr_assert_eq(pthread_create(&t, NULL, reset_main, &done), 0);
 	for (int i = 0; i < 3000 && !atomic_load(&done); i++)
