@@ -2,9 +2,9 @@
  * its worker), queues 1..N carry requests.  A request queue's worker only pops chains and
  * hands them to a pool of threads, so a request that blocks (fsync, a slow disk) holds one
  * pool thread and never the queue; a lock wait (SETLKW) holds not even that (it is parked
- * in the FUSE server, see fs/fuse.h, and answered through vfs_complete).  (Answering quick requests on the queue
- * worker saves a third of the latency, but a guest hung once in three runs with it; until
- * that is understood every request goes to the pool.)  The device meets only the core and
+ * in the FUSE server, see fs/fuse.h, and answered through vfs_complete).  (Answering
+ * quick requests on the queue worker saves a third of the latency, but a guest hung once
+ * in three runs with it; until that is understood every request goes to the pool.)  The device meets only the core and
  * fs/fuse.h: no transport, no FUSE decoding here. */
 #include <errno.h>
 #include <stdio.h>
