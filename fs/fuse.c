@@ -561,10 +561,9 @@ static int fsop_destroy(struct fuse_req *r)
 	return 0;
 }
 
-/* Only a parked blocking lock can be interrupted (it is answered EINTR); anything else
- * runs to its end, which the protocol allows.  An INTERRUPT that overtakes its request
- * (hiprio is a queue of its own) finds nothing and is dropped: Linux's virtio-fs does not
- * send INTERRUPT today, and a waiter can still be ended by DESTROY or a reset. */
+/* Only a blocking lock can be interrupted (it is answered EINTR, also when the INTERRUPT
+ * overtook it: hiprio is a queue of its own); anything else runs to its end, which the
+ * protocol allows.  Linux's virtio-fs does not send INTERRUPT today. */
 static int fsop_interrupt(struct fuse_req *r)
 {
 	lockwait_interrupt(r->s, r->arg.interrupt.unique);

@@ -107,6 +107,10 @@ struct fuse_server {
 	struct fs_waiter *lw_live, *lw_dead;
 	unsigned nlw;
 	bool lw_closed;         /* fuse_abandon_waiters ran: park nothing more */
+	/* INTERRUPTs that found nothing to interrupt: hiprio is a queue of its own, so one
+	 * can overtake its request, which then is not parked but answered EINTR. */
+	uint64_t lw_early[16];
+	unsigned lw_nearly;
 };
 
 /* ---- one request (fuse.c) ------------------------------------------------------------ */

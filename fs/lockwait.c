@@ -13,6 +13,9 @@
  * until the thread is done; the thread checks `cancel` before every call.  Waiter
  * threads block every other signal (terminal signals go to the VMM's other threads).
  *
+ * An INTERRUPT that finds no waiter is remembered (the last few): its request may still
+ * be on its way through another queue, and is then answered EINTR instead of parked.
+ *
  * Lifetime: a waiter is on lw_live from park until it has called complete(); then on
  * lw_dead until someone joins it (the next park, a cancel-all, or lockwait_fini). */
 #include <errno.h>
@@ -30,6 +33,7 @@
 #define LW_STACK        (256u << 10)
 #define LW_RETRY_NS     (1000 * 1000)
 #define LW_INTR_TRIES   200     /* an INTERRUPT re-signals for at most ~200 ms */
+#define LW_EARLY        (sizeof(((struct fuse_server *)0)->lw_early) / sizeof(uint64_t))
 
 enum { LW_WAIT, LW_INTR, LW_ABANDON };
 
@@ -174,6 +178,13 @@ int lockwait_park(struct fuse_req *r, int fd, int how, const struct flock *fl)
 		ret = s->lw_closed ? -EINTR : -ENOLCK;
 		goto fail;
 	}
+	for (unsigned i = 0; i < LW_EARLY; i++) {
+		if (s->lw_early[i] == w->unique && w->unique) {
+			s->lw_early[i] = 0;
+			ret = -EINTR;
+			goto fail;
+		}
+	}
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, LW_STACK);
 	/* The thread starts with every signal blocked and unblocks only LW_SIGNAL. */
@@ -229,6 +240,8 @@ void lockwait_interrupt(struct fuse_server *s, uint64_t unique)
 		    atomic_compare_exchange_strong(&w->cancel, &expect, LW_INTR))
 			found = true;
 	}
+	if (!found)
+		s->lw_early[s->lw_nearly++ % LW_EARLY] = unique;
 	pthread_mutex_unlock(&s->lw_mu);
 	/* The interrupted thread answers on its own; keep kicking only until it has. */
 	for (int i = 0; found && i < LW_INTR_TRIES; i++) {

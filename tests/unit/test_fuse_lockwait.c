@@ -276,6 +276,32 @@ Test(fuse_lockwait, interrupt_cancels_a_wait)
 	free(f);
 }
 
+/* An INTERRUPT that overtakes its request (hiprio is another queue): the request, when it
+ * would wait, is answered EINTR instead of parked; other requests are not affected. */
+Test(fuse_lockwait, interrupt_before_its_request)
+{
+	struct fuse_interrupt_in in = { .unique = next_unique };
+	struct preq *w, *other;
+	uint64_t a = open_f(O_RDWR), b = open_f(O_RDWR);
+
+	pool_start(2);
+	cr_assert_eq(lk_now(FUSE_SETLK, a, 1, F_WRLCK, 0, 99, 0), 0);
+	cr_assert_eq(fx_call(FUSE_INTERRUPT, 0, &in, sizeof(in), NULL, 0, NULL, 0, NULL, 0, NULL),
+		     FX_NOREPLY);
+	w = lk_submit(FUSE_SETLKW, b, 2, F_WRLCK, 0, 9, 0);
+	cr_assert_eq(w->in.h.unique, in.unique);
+	cr_assert(req_wait(w, 2000), "an interrupted request was parked");
+	cr_assert_eq(w->error, -EINTR);
+	other = lk_submit(FUSE_SETLKW, b, 3, F_WRLCK, 0, 9, 0);
+	wait_parked(1);
+	cr_assert_eq(atomic_load(&other->done), 0);
+	cr_assert_eq(lk_now(FUSE_SETLK, a, 1, F_UNLCK, 0, EOF_, 0), 0);
+	cr_assert(req_wait(other, 2000));
+	cr_assert_eq(other->error, 0);
+	free(w);
+	free(other);
+}
+
 /* DESTROY (the guest unmounts) does not wait for lock waiters: each is answered EINTR. */
 Test(fuse_lockwait, destroy_ends_waits)
 {
