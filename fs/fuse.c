@@ -404,8 +404,19 @@ static int req_dispatch(struct fuse_req *r, const struct fuse_opdesc *d, size_t 
 	return d->fn(r);
 }
 
-size_t fuse_handle(struct fuse_server *s, const struct iovec *in, int nin,
-		   const struct iovec *out, int nout)
+size_t fuse_reply_err(struct fuse_server *s, const struct iovec *out, int nout,
+		      uint64_t unique, int err)
+{
+	struct fuse_out_header oh = { .len = sizeof(oh), .error = err, .unique = unique };
+
+	/* A reply header that cannot be written (a segment in the DAX window) is no reply. */
+	if (iov_scatter(s, out, nout, 0, &oh, sizeof(oh)) != sizeof(oh))
+		return 0;
+	return oh.len;
+}
+
+static size_t handle_req(struct fuse_server *s, const struct iovec *in, int nin,
+			 const struct iovec *out, int nout, int wait, void *cookie)
 {
 	char tail[NAME_MAX + 1 + PATH_MAX];
 	char *heap = NULL;
@@ -426,6 +437,8 @@ size_t fuse_handle(struct fuse_server *s, const struct iovec *in, int nin,
 	r.out = out;
 	r.nout = nout;
 	r.ro = s->cfg.readonly;
+	r.wait = wait;
+	r.cookie = cookie;
 	avail = iov_total(in, nin);
 	if (iov_gather(s, in, nin, 0, &r.h, sizeof(r.h)) != sizeof(r.h))
 		return 0;       /* not even a header: nothing to answer to */
@@ -441,6 +454,8 @@ size_t fuse_handle(struct fuse_server *s, const struct iovec *in, int nin,
 		inode_put(s, r.ino);
 	free(heap);
 
+	if (ret == FUSE_PARKED)
+		return FUSE_DEFERRED;
 	if ((d && (d->flags & OP_NOREPLY)) || ret == FUSE_NOREPLY)
 		return 0;
 	oh.unique = r.h.unique;
@@ -450,6 +465,25 @@ size_t fuse_handle(struct fuse_server *s, const struct iovec *in, int nin,
 	if (iov_scatter(s, out, nout, 0, &oh, sizeof(oh)) != sizeof(oh))
 		return 0;
 	return oh.len;
+}
+
+size_t fuse_handle(struct fuse_server *s, const struct iovec *in, int nin,
+		   const struct iovec *out, int nout)
+{
+	return handle_req(s, in, nin, out, nout, REQ_BLOCK, NULL);
+}
+
+size_t fuse_handle_async(struct fuse_server *s, const struct iovec *in, int nin,
+			 const struct iovec *out, int nout, void *cookie)
+{
+	bool park = cookie && s->cfg.complete;
+
+	return handle_req(s, in, nin, out, nout, park ? REQ_PARK : REQ_NOWAIT, cookie);
+}
+
+void fuse_abandon_waiters(struct fuse_server *s)
+{
+	lockwait_cancel_all(s, true);
 }
 
 /* ---- connection state: INIT, DESTROY, INTERRUPT -------------------------------------- */
@@ -492,6 +526,9 @@ static int fsop_init(struct fuse_req *r)
 	       FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_ASYNC_DIO |
 	       FUSE_PARALLEL_DIROPS | FUSE_HANDLE_KILLPRIV_V2 | FUSE_MAX_PAGES |
 	       FUSE_CACHE_SYMLINKS;
+	/* Read-only: the guest kernel keeps its locks to itself (see fs/lock.c). */
+	if (s->cfg.readonly)
+		ours &= ~(uint64_t)(FUSE_POSIX_LOCKS | FUSE_FLOCK_LOCKS);
 	if (s->cfg.cache == FUSE_CACHE_ALWAYS)
 		ours |= FUSE_WRITEBACK_CACHE;
 	if (s->cfg.xattr)
@@ -535,6 +572,8 @@ static int fsop_destroy(struct fuse_req *r)
 {
 	struct fuse_server *s = r->s;
 
+	/* Parked locks are answered (EINTR) first: the guest is done with them. */
+	lockwait_cancel_all(s, false);
 	pthread_mutex_lock(&s->init_mu);
 	atomic_store(&s->inited, false);
 	atomic_store(&s->flags, 0);
@@ -544,10 +583,12 @@ static int fsop_destroy(struct fuse_req *r)
 	return 0;
 }
 
-/* Nothing we run can be interrupted except a blocked SETLKW, and virtio-fs guests do not
- * send INTERRUPT today; accepting it silently is what the protocol allows. */
+/* Only a blocking lock can be interrupted (it is answered EINTR, also when the INTERRUPT
+ * overtook it: hiprio is a queue of its own); anything else runs to its end, which the
+ * protocol allows.  Linux's virtio-fs does not send INTERRUPT today. */
 static int fsop_interrupt(struct fuse_req *r)
 {
+	lockwait_interrupt(r->s, r->arg.interrupt.unique);
 	return FUSE_NOREPLY;
 }
 
@@ -624,6 +665,7 @@ struct fuse_server *fuse_server_create(const struct fuse_config *cfg, char *err,
 	s->path = strdup(cfg->path);
 	s->cfg.path = s->path;
 	pthread_mutex_init(&s->init_mu, NULL);
+	lockwait_init(s);
 	if (!s->path) {
 		snprintf(err, errlen, "virtio-fs: out of memory");
 		goto fail;
@@ -685,6 +727,7 @@ struct fuse_server *fuse_server_create(const struct fuse_config *cfg, char *err,
 	}
 	return s;               /* rootfd is the root inode's now, closed with it */
 fail:
+	lockwait_fini(s);
 	fs_dax_fini(s);
 	if (s->rootfd >= 0)
 		close(s->rootfd);
@@ -701,6 +744,7 @@ void fuse_server_destroy(struct fuse_server *s)
 {
 	if (!s)
 		return;
+	lockwait_fini(s);       /* before any state a waiter's completion could touch goes */
 	itable_fini(s);
 	fd_unreserve_all(s);
 	fs_dax_fini(s);

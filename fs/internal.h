@@ -8,6 +8,7 @@
 #include <linux/fuse.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include "fs/fuse.h"
@@ -101,6 +102,18 @@ struct fuse_server {
 	atomic_uint nfds;       /* fds held for the guest (inodes, handles, lock owners) */
 
 	struct fs_dax *dax;     /* the DAX window's state, NULL without one (dax.c) */
+
+	/* Parked blocking locks (lockwait.c), all under lw_mu: waiting (or answering), and
+	 * finished but not yet joined; nlw counts both (the FUSE_LOCK_WAITERS bound). */
+	pthread_mutex_t lw_mu;
+	pthread_cond_t lw_cv;
+	struct fs_waiter *lw_live, *lw_dead;
+	unsigned nlw;
+	bool lw_closed;         /* fuse_abandon_waiters ran: park nothing more */
+	/* INTERRUPTs that found nothing to interrupt: hiprio is a queue of its own, so one
+	 * can overtake its request, which then is not parked but answered EINTR. */
+	uint64_t lw_early[16];
+	unsigned lw_nearly;
 };
 
 /* ---- one request (fuse.c) ------------------------------------------------------------ */
@@ -157,10 +170,21 @@ struct fuse_req {
 	size_t valuelen;
 	size_t extoff, extlen;      /* request extensions (h.total_extlen), after the tail */
 	bool ro;
+	/* What a lock that would wait may do: block this thread (fuse_handle), be parked
+	 * with this cookie (fuse_handle_async), or neither (EAGAIN). */
+	enum { REQ_BLOCK, REQ_PARK, REQ_NOWAIT } wait;
+	void *cookie;
 };
 
-/* A handler's result: bytes of reply payload it wrote, a negative errno, or this. */
+/* A handler's result: bytes of reply payload it wrote, a negative errno, or one of these
+ * (FUSE_PARKED: answered later, through cfg.complete). */
 #define FUSE_NOREPLY 0x7fffffff
+#define FUSE_PARKED  0x7ffffffe
+
+/* Write a reply header (no payload) with `err` for `unique`; the bytes written (0 when the
+ * buffer cannot take it). */
+size_t fuse_reply_err(struct fuse_server *s, const struct iovec *out, int nout,
+		      uint64_t unique, int err);
 
 typedef int (*fuse_op_fn)(struct fuse_req *r);
 
@@ -338,6 +362,19 @@ int fsop_copy_file_range(struct fuse_req *r);
 int fsop_syncfs(struct fuse_req *r);
 int fsop_setupmapping(struct fuse_req *r);
 int fsop_removemapping(struct fuse_req *r);
+
+/* lockwait.c: blocking locks waited for on threads of the server's own.
+ * lockwait_park takes `fd` (a dup, closed when the wait ends) and returns FUSE_PARKED or a
+ * negative errno.  `how`: a flock() operation, or 0 for F_OFD_SETLKW with `fl`. */
+struct fs_waiter;
+void lockwait_init(struct fuse_server *s);
+int lockwait_park(struct fuse_req *r, int fd, int how, const struct flock *fl);
+/* INTERRUPT: end the wait of the parked request `unique` (EINTR), if there is one. */
+void lockwait_interrupt(struct fuse_server *s, uint64_t unique);
+/* End every wait: answered EINTR, or (abandon) completed FUSE_ABANDONED with nothing
+ * written, after which nothing more is parked.  Returns once all have completed. */
+void lockwait_cancel_all(struct fuse_server *s, bool abandon);
+void lockwait_fini(struct fuse_server *s);
 
 /* lock.c: a lock owner's state goes with FLUSH, or with the inode. */
 void plock_drop_owner(struct fuse_server *s, struct fs_inode *ino, uint64_t owner);
