@@ -96,6 +96,11 @@ int fsop_setattr(struct fuse_req *r)
 		h = handle_get(s, a->fh, 0);
 		if (!h)
 			return -EBADF;
+		/* Another node's handle would truncate or touch that file instead. */
+		if (h->ino != ino) {
+			handle_put(s, h);
+			return -EBADF;
+		}
 	}
 	fs_procname(name, sizeof(name), ino->fd);
 	if (v & FATTR_MODE) {

@@ -16,6 +16,7 @@
  * vmm/vcpu.c reports. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -25,15 +26,47 @@
 
 #define DAX_REMOVE_MAX 1024     /* entries in one REMOVEMAPPING (Linux sends at most 256) */
 
+/* Every mapping is a VMA of this process, and a process has at most vm.max_map_count of
+ * them (65530): a guest mapping single pages used them all up, and then the VMM's
+ * pthread_create failed.  So live mappings are counted (as the VMAs that begin in the
+ * window: each SETUPMAPPING starts one, and cutting a mapping in two starts another) and
+ * capped, per window at what Linux needs (one per 2 MiB range it maps, at least
+ * DAX_MAPS_MIN) and for the process at half of max_map_count less a reserve (the gaps
+ * between mappings are VMAs too).  Beyond the cap SETUPMAPPING fails with ENOSPC, which
+ * Linux never sees: it maps whole 2 MiB ranges, one mapping each. */
+#define DAX_RANGE       (2ULL << 20)
+#define DAX_MAPS_MIN    16
+#define DAX_VMA_RESERVE 8192        /* the VMM's own mappings: RAM, stacks, libraries */
+
 struct fs_dax {
 	uint8_t *base;
 	uint64_t size;
 	uint64_t page;              /* host page size: the mapping granularity */
 	unsigned shift;             /* log2(page) */
-	pthread_mutex_t mu;         /* the bitmap and count; mmap itself needs no lock */
+	/* The bitmaps and count, held across the mmap too so the count stays exact. */
+	pthread_mutex_t mu;
 	uint64_t *mapped;           /* one bit per window page that holds a file */
+	uint64_t *starts;           /* one bit per page where a file mapping (VMA) begins */
 	uint64_t npages;
+	uint64_t nmaps, maxmaps;    /* bits in starts, and the window's cap */
 };
+
+static atomic_uint_fast64_t dax_maps_total;    /* every window's nmaps */
+static uint64_t dax_maps_cap;                   /* for the process, set once */
+static pthread_once_t dax_cap_once = PTHREAD_ONCE_INIT;
+
+static void dax_cap_init(void)
+{
+	unsigned long n = 65530;        /* the kernel's default */
+	FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+
+	if (f) {
+		if (fscanf(f, "%lu", &n) != 1)
+			n = 65530;
+		fclose(f);
+	}
+	dax_maps_cap = n > 2 * DAX_VMA_RESERVE ? (n - DAX_VMA_RESERVE) / 2 : n / 4;
+}
 
 /* Every window of the process, whichever server maps into it: a request to one share
  * may carry a buffer in another share's window, and no server may copy through any. */
@@ -87,19 +120,62 @@ static int dax_unmap_range(struct fs_dax *d, uint64_t off, uint64_t len)
 	return p == MAP_FAILED ? -errno : 0;
 }
 
-static void dax_mark(struct fs_dax *d, uint64_t off, uint64_t len, bool set)
+static bool bit_get(const uint64_t *b, uint64_t i)
 {
-	uint64_t first = off >> d->shift, n = len >> d->shift;
+	return b[i / 64] >> (i & 63) & 1;
+}
 
-	pthread_mutex_lock(&d->mu);
-	for (uint64_t i = first; i < first + n; i++) {
-		uint64_t bit = 1ULL << (i & 63);
-		if (set)
-			d->mapped[i / 64] |= bit;
-		else
-			d->mapped[i / 64] &= ~bit;
+static void bit_put(uint64_t *b, uint64_t i, bool v)
+{
+	if (v)
+		b[i / 64] |= 1ULL << (i & 63);
+	else
+		b[i / 64] &= ~(1ULL << (i & 63));
+}
+
+/* How the mapping count changes when [off, off+len) becomes one new mapping (map) or
+ * anonymous memory again: the VMAs beginning inside go, one begins at off when mapping,
+ * and a mapping running on past the end is cut there, so its rest begins anew. */
+static int64_t dax_maps_delta(const struct fs_dax *d, uint64_t off, uint64_t len, bool map)
+{
+	uint64_t first = off >> d->shift, end = first + (len >> d->shift);
+	int64_t delta = map ? 1 : 0;
+
+	for (uint64_t i = first; i < end; i++)
+		delta -= bit_get(d->starts, i);
+	if (end < d->npages && bit_get(d->mapped, end) && !bit_get(d->starts, end))
+		delta++;
+	return delta;
+}
+
+/* Record [off, off+len) as mapped to a file, or not; d->mu held. */
+static void dax_mark(struct fs_dax *d, uint64_t off, uint64_t len, bool map)
+{
+	uint64_t first = off >> d->shift, end = first + (len >> d->shift);
+	int64_t delta = dax_maps_delta(d, off, len, map);
+
+	if (end < d->npages && bit_get(d->mapped, end))
+		bit_put(d->starts, end, true);
+	for (uint64_t i = first; i < end; i++) {
+		bit_put(d->mapped, i, map);
+		bit_put(d->starts, i, map && i == first);
 	}
-	pthread_mutex_unlock(&d->mu);
+	d->nmaps += (uint64_t)delta;
+	atomic_fetch_add(&dax_maps_total, (uint64_t)delta);
+}
+
+/* May [off, off+len) change so (d->mu held)?  ENOSPC when it would take more mappings
+ * than the window's or the process's cap; what frees mappings always may. */
+static int dax_maps_check(const struct fs_dax *d, uint64_t off, uint64_t len, bool map)
+{
+	int64_t delta = dax_maps_delta(d, off, len, map);
+
+	if (delta <= 0)
+		return 0;
+	if (d->nmaps + (uint64_t)delta > d->maxmaps ||
+	    atomic_load(&dax_maps_total) + (uint64_t)delta > dax_maps_cap)
+		return -ENOSPC;
+	return 0;
 }
 
 int fs_dax_init(struct fuse_server *s)
@@ -120,10 +196,17 @@ int fs_dax_init(struct fuse_server *s)
 	d->shift = (unsigned)__builtin_ctzl((unsigned long)page);
 	d->npages = d->size >> d->shift;
 	d->mapped = calloc((d->npages + 63) / 64, sizeof(uint64_t));
-	if (!d->mapped) {
+	d->starts = calloc((d->npages + 63) / 64, sizeof(uint64_t));
+	if (!d->mapped || !d->starts) {
+		free(d->mapped);
+		free(d->starts);
 		free(d);
 		return -ENOMEM;
 	}
+	pthread_once(&dax_cap_once, dax_cap_init);
+	d->maxmaps = d->size / DAX_RANGE;
+	if (d->maxmaps < DAX_MAPS_MIN)
+		d->maxmaps = DAX_MAPS_MIN;
 	pthread_mutex_init(&d->mu, NULL);
 	s->dax = d;
 	/* A new session (device reset) starts with an empty window, whatever the last one
@@ -136,8 +219,12 @@ void fs_dax_fini(struct fuse_server *s)
 {
 	if (!s->dax)
 		return;
+	/* The window's mappings stay until it is destroyed or the next server clears it;
+	 * they no longer count against the cap, which is per server session. */
+	atomic_fetch_sub(&dax_maps_total, s->dax->nmaps);
 	pthread_mutex_destroy(&s->dax->mu);
 	free(s->dax->mapped);
+	free(s->dax->starts);
 	free(s->dax);
 	s->dax = NULL;
 }
@@ -150,11 +237,14 @@ void fs_dax_clear(struct fuse_server *s)
 		return;
 	/* One mmap over the whole window; if even that fails the old mappings stay, which
 	 * only keeps files open on the host. */
+	pthread_mutex_lock(&d->mu);
 	if (!dax_unmap_range(d, 0, d->size)) {
-		pthread_mutex_lock(&d->mu);
 		memset(d->mapped, 0, ((d->npages + 63) / 64) * sizeof(uint64_t));
-		pthread_mutex_unlock(&d->mu);
+		memset(d->starts, 0, ((d->npages + 63) / 64) * sizeof(uint64_t));
+		atomic_fetch_sub(&dax_maps_total, d->nmaps);
+		d->nmaps = 0;
 	}
+	pthread_mutex_unlock(&d->mu);
 }
 
 bool fs_dax_overlaps(const struct fuse_server *s, const void *p, size_t len)
@@ -254,6 +344,10 @@ int fsop_setupmapping(struct fuse_req *r)
 	fd = dax_fd(r, a->fh, write, &h);
 	if (fd < 0)
 		return fd;
+	pthread_mutex_lock(&d->mu);
+	ret = dax_maps_check(d, a->moffset, a->len, true);
+	if (ret)
+		goto out;
 	p = mmap(d->base + a->moffset, a->len, PROT_READ | (write ? PROT_WRITE : 0),
 		 MAP_SHARED | MAP_FIXED, fd, (off_t)a->foffset);
 	if (p == MAP_FAILED) {
@@ -265,6 +359,8 @@ int fsop_setupmapping(struct fuse_req *r)
 	} else {
 		dax_mark(d, a->moffset, a->len, true);
 	}
+out:
+	pthread_mutex_unlock(&d->mu);
 	if (h)
 		handle_put(r->s, h);
 	else
@@ -292,11 +388,17 @@ int fsop_removemapping(struct fuse_req *r)
 	for (uint32_t i = 0; !ret && i < count; i++)
 		if (!dax_range_ok(d, v[i].moffset, v[i].len))
 			ret = -EINVAL;
+	/* Removing part of a mapping cuts it in two: refused (ENOSPC) at the cap, checked
+	 * one range at a time as each changes the count. */
+	pthread_mutex_lock(&d->mu);
 	for (uint32_t i = 0; !ret && i < count; i++) {
-		ret = dax_unmap_range(d, v[i].moffset, v[i].len);
+		ret = dax_maps_check(d, v[i].moffset, v[i].len, false);
+		if (!ret)
+			ret = dax_unmap_range(d, v[i].moffset, v[i].len);
 		if (!ret)
 			dax_mark(d, v[i].moffset, v[i].len, false);
 	}
+	pthread_mutex_unlock(&d->mu);
 	free(v);
 	return ret;
 }

@@ -3,8 +3,8 @@
  * Entries come from getdents64 on the directory's own open fd, and the offset we give the
  * guest for each is the host's cookie for the position after it (d_off), so a guest that
  * seeks back (telldir/seekdir, or a READDIR restarted after a short buffer) lands exactly
- * where the host would.  A handle keeps what getdents64 returned but the guest has not
- * taken yet, so reading on sequentially never re-reads the directory. */
+ * where the host would.  Each READDIR seeks there and reads about what its reply can hold
+ * into a buffer of its own (struct dir_stream). */
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
@@ -15,7 +15,8 @@
 
 #include "fs/internal.h"
 
-#define DIRBUF_SIZE (32u << 10)
+#define DIRBUF_MIN 1024u        /* more than one entry of any name length */
+#define DIRBUF_MAX (32u << 10)
 #define DIRREPLY_MAX (16u << 20)  /* the guest asks max_pages (1 MiB); keeps counts in int */
 
 struct host_dirent {
@@ -44,35 +45,39 @@ int fsop_opendir(struct fuse_req *r)
 	return fs_reply_open(r, FS_HANDLE_DIR, fd);
 }
 
-/* Position the stream at the guest's offset, unless it already is there. */
+/* What one READDIR call read from the host: allocated per call and freed before the
+ * reply, so open handles hold no buffer (a guest keeping a million directories open must
+ * not pin a million buffers).  Entries left over are read again by the next call, which
+ * seeks to the cookie of the first one the guest did not get. */
+struct dir_stream {
+	char *buf;
+	size_t size, len, pos;
+};
+
+/* The stream's position is the guest's offset: the host cookie of the entry before. */
 static int dir_seek(struct fs_handle *h, uint64_t off)
 {
-	if (h->dvalid && h->dcookie == off)
-		return 0;
 	if (off > INT64_MAX)
 		return -EINVAL;
 	if (lseek(h->fd, (off_t)off, SEEK_SET) < 0)
 		return -errno;
-	h->dlen = h->dpos = 0;
-	h->dcookie = off;
-	h->dvalid = true;
 	return 0;
 }
 
 /* The next unread entry, reading more when the buffer is used up: 1, 0 at the end, or a
  * negative errno. */
-static int dir_next(struct fs_handle *h, struct host_dirent **de)
+static int dir_next(struct fs_handle *h, struct dir_stream *ds, struct host_dirent **de)
 {
-	if (h->dpos >= h->dlen) {
-		long n = syscall(SYS_getdents64, h->fd, h->dbuf, DIRBUF_SIZE);
+	if (ds->pos >= ds->len) {
+		long n = syscall(SYS_getdents64, h->fd, ds->buf, ds->size);
 		if (n < 0)
 			return -errno;
-		h->dlen = (size_t)n;
-		h->dpos = 0;
+		ds->len = (size_t)n;
+		ds->pos = 0;
 		if (n == 0)
 			return 0;
 	}
-	*de = (struct host_dirent *)(h->dbuf + h->dpos);
+	*de = (struct host_dirent *)(ds->buf + ds->pos);
 	return 1;
 }
 
@@ -110,10 +115,22 @@ static size_t dir_entry(struct fuse_server *s, struct fs_handle *h, const struct
 	return size;
 }
 
+/* getdents64 bytes to read for a reply of `cap` bytes: about what fills it (host entries
+ * are about as large as FUSE's, a quarter of READDIRPLUS's), so little is read twice. */
+static size_t dir_bufsize(size_t cap, bool plus)
+{
+	size_t n = plus ? cap / 4 : cap;
+
+	if (n < DIRBUF_MIN)
+		n = DIRBUF_MIN;
+	return n > DIRBUF_MAX ? DIRBUF_MAX : n;
+}
+
 static int dir_read(struct fuse_req *r, bool plus)
 {
 	const struct fuse_read_in *a = &r->arg.read;
 	char buf[FUSE_NAME_OFFSET_DIRENTPLUS + NAME_MAX + 8];
+	struct dir_stream ds = { 0 };
 	struct fs_handle *h;
 	struct host_dirent *de = NULL;
 	size_t cap, used = 0;
@@ -125,22 +142,23 @@ static int dir_read(struct fuse_req *r, bool plus)
 	cap = a->size < req_room(r) ? a->size : req_room(r);
 	if (cap > DIRREPLY_MAX)
 		cap = DIRREPLY_MAX;
-	pthread_mutex_lock(&h->mu);
-	if (!h->dbuf && !(h->dbuf = malloc(DIRBUF_SIZE))) {
-		ret = -ENOMEM;
-		goto out;
+	ds.size = dir_bufsize(cap, plus);
+	ds.buf = malloc(ds.size);
+	if (!ds.buf) {
+		handle_put(r->s, h);
+		return -ENOMEM;
 	}
+	pthread_mutex_lock(&h->mu);
 	ret = dir_seek(h, a->offset);
 	while (!ret) {
 		size_t namelen, need;
-		ret = dir_next(h, &de);
+		ret = dir_next(h, &ds, &de);
 		if (ret <= 0)
 			break;
 		ret = 0;
 		namelen = strnlen(de->d_name, NAME_MAX + 1);
 		if (namelen > NAME_MAX) {       /* cannot happen on Linux; never overflow buf */
-			h->dpos += de->d_reclen;
-			h->dcookie = (uint64_t)de->d_off;
+			ds.pos += de->d_reclen;
 			continue;
 		}
 		/* Doesn't fit: leave it for the next call, which starts at this entry's cookie
@@ -150,16 +168,22 @@ static int dir_read(struct fuse_req *r, bool plus)
 		if (need > cap - used)
 			break;
 		dir_entry(r->s, h, de, namelen, plus, buf);
-		req_put(r, used, buf, need);
+		ret = req_put(r, used, buf, need);
+		if (ret) {
+			/* The guest never sees this entry, so it must not own its lookup. */
+			uint64_t nodeid = ((struct fuse_direntplus *)buf)->entry_out.nodeid;
+			if (plus && nodeid)
+				inode_forget(r->s, nodeid, 1);
+			break;
+		}
 		used += need;
-		h->dpos += de->d_reclen;
-		h->dcookie = (uint64_t)de->d_off;
+		ds.pos += de->d_reclen;
 	}
 	/* An error after some entries: return those; the guest asks again and sees it. */
 	if (ret < 0 && used)
 		ret = 0;
-out:
 	pthread_mutex_unlock(&h->mu);
+	free(ds.buf);
 	handle_put(r->s, h);
 	return ret < 0 ? ret : (int)used;
 }

@@ -200,6 +200,10 @@ static int entry_rename(struct fuse_req *r, uint64_t newdir, uint32_t flags)
 	nd = inode_get(r->s, newdir);
 	if (!nd)
 		return -ESTALE;
+	if (nd->mnt == FS_MNT_SEALED) {         /* the dispatcher checked only the old dir */
+		inode_put(r->s, nd);
+		return -EACCES;
+	}
 	ret = entry_not_root(r->s, r->ino->fd, r->name);
 	if (!ret)
 		ret = entry_not_root(r->s, nd->fd, r->name2);

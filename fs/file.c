@@ -99,7 +99,7 @@ static int create_new(struct fuse_req *r, int flags, mode_t mode, struct fuse_en
 	}
 	fs_key_of(&stx, &key);
 	/* From here the O_PATH fd and its reservation belong to the inode table. */
-	ret = inode_intern(s, pfd, &key, stx.stx_mode, &ino);
+	ret = inode_intern(s, pfd, &key, stx.stx_mode, FS_MNT_PLAIN, &ino);
 	if (ret) {
 		close(fd);
 		return ret;
@@ -252,7 +252,7 @@ int fsop_write(struct fuse_req *r)
 	int max, cnt, ret;
 
 	/* The payload is exactly the rest of the request. */
-	if (a->size != r->taillen)
+	if (a->size != r->taillen || a->size > FUSE_MAX_WRITE)
 		return -EINVAL;
 	if (a->offset > INT64_MAX)
 		return -EINVAL;
@@ -412,15 +412,44 @@ int fsop_copy_file_range(struct fuse_req *r)
 	return write_reply(r, n);
 }
 
-/* syncfs() refuses O_PATH fds; a short-lived real fd of the root will do. */
-int fsop_syncfs(struct fuse_req *r)
+/* syncfs() of the file system `ino` is on; it refuses O_PATH fds, so through a
+ * short-lived real fd of the inode (sealed mount points are never opened: nothing of the
+ * guest's lives there). */
+static int syncfs_of(struct fuse_server *s, struct fs_inode *ino)
 {
-	int fd = openat(r->s->root->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int ret;
+	int fd, ret;
 
+	if (ino->mnt == FS_MNT_SEALED)
+		return 0;
+	fd = fs_reopen(s, ino, O_RDONLY);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	ret = syncfs(fd) ? -errno : 0;
 	close(fd);
+	return ret;
+}
+
+/* The guest syncs one of its superblocks: a submount's (the node is its root), or the
+ * share's (the root), which may hold inodes of other host file systems too (a guest that
+ * ignores submounts), so that syncs each file system the share's cached inodes are on. */
+int fsop_syncfs(struct fuse_req *r)
+{
+	struct fs_inode *ino = inode_get(r->s, r->h.nodeid), *v[FS_SYNC_MAX];
+	int n, ret = 0;
+
+	if (ino && ino != r->s->root) {
+		ret = syncfs_of(r->s, ino);
+		inode_put(r->s, ino);
+		return ret;
+	}
+	if (ino)
+		inode_put(r->s, ino);
+	n = itable_per_fs(r->s, v, FS_SYNC_MAX);
+	for (int i = 0; i < n; i++) {
+		int err = syncfs_of(r->s, v[i]);
+		if (!ret && err && err != -EACCES)      /* a file we may not read: skipped */
+			ret = err;
+		inode_put(r->s, v[i]);
+	}
 	return ret;
 }

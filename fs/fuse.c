@@ -17,7 +17,6 @@
 #include "fs/internal.h"
 
 #define FUSE_OUR_MINOR  38      /* what <linux/fuse.h> on Debian 12 describes */
-#define FUSE_MAX_WRITE  (1u << 20)
 #define FUSE_MAX_PAGES_ 256
 
 /* What follows an op's fixed arguments, and how it is checked. */
@@ -37,6 +36,7 @@ enum {
 	OP_DOTS    = 1 << 2,    /* "." and ".." are acceptable names (LOOKUP) */
 	OP_NOREPLY = 1 << 3,    /* never answered, not even with an error */
 	OP_XATTR   = 1 << 4,    /* ENOSYS unless xattrs are enabled (the guest then stops asking) */
+	OP_SEALED  = 1 << 5,    /* allowed on a sealed mount point (mounts.c); else EACCES */
 };
 
 struct fuse_opdesc {
@@ -58,7 +58,7 @@ static const struct fuse_opdesc fuse_ops[] = {
 	[FUSE_LOOKUP]      = { fsop_lookup, 0, 0, ENTRY, TAIL_NAME, OP_NODE | OP_DOTS },
 	[FUSE_FORGET]      = { fsop_forget, ARG(fuse_forget_in), 0, TAIL_NONE, OP_NOREPLY },
 	[FUSE_GETATTR]     = { fsop_getattr, ARG(fuse_getattr_in), sizeof(struct fuse_attr_out),
-			       TAIL_NONE, OP_NODE },
+			       TAIL_NONE, OP_NODE | OP_SEALED },
 	[FUSE_SETATTR]     = { fsop_setattr, ARG(fuse_setattr_in), sizeof(struct fuse_attr_out),
 			       TAIL_NONE, OP_NODE | OP_MODIFY },
 	[FUSE_READLINK]    = { fsop_readlink, 0, 0, 0, TAIL_NONE, OP_NODE },
@@ -74,17 +74,19 @@ static const struct fuse_opdesc fuse_ops[] = {
 	[FUSE_READ]        = { fsop_read, ARG(fuse_read_in), 0, TAIL_NONE, 0 },
 	[FUSE_WRITE]       = { fsop_write, ARG(fuse_write_in), sizeof(struct fuse_write_out),
 			       TAIL_RAW, OP_MODIFY },
-	[FUSE_STATFS]      = { fsop_statfs, 0, 0, sizeof(struct fuse_statfs_out), TAIL_NONE, OP_NODE },
+	[FUSE_STATFS]      = { fsop_statfs, 0, 0, sizeof(struct fuse_statfs_out), TAIL_NONE,
+			       OP_NODE | OP_SEALED },
 	[FUSE_RELEASE]     = { fsop_release, ARG(fuse_release_in), 0, TAIL_NONE, 0 },
 	[FUSE_FSYNC]       = { fsop_fsync, ARG(fuse_fsync_in), 0, TAIL_NONE, 0 },
 	/* Without FUSE_SETXATTR_EXT (not offered) the kernel sends the 8-byte compat form. */
 	[FUSE_SETXATTR]    = { fsop_setxattr, FUSE_COMPAT_SETXATTR_IN_SIZE,
 			       FUSE_COMPAT_SETXATTR_IN_SIZE, 0, TAIL_XSET,
 			       OP_NODE | OP_MODIFY | OP_XATTR },
+	/* Readable on a sealed mount point like its attributes (ls -l asks for ACLs). */
 	[FUSE_GETXATTR]    = { fsop_getxattr, ARG(fuse_getxattr_in), 0, TAIL_XNAME,
-			       OP_NODE | OP_XATTR },
+			       OP_NODE | OP_XATTR | OP_SEALED },
 	[FUSE_LISTXATTR]   = { fsop_listxattr, ARG(fuse_getxattr_in), 0, TAIL_NONE,
-			       OP_NODE | OP_XATTR },
+			       OP_NODE | OP_XATTR | OP_SEALED },
 	[FUSE_REMOVEXATTR] = { fsop_removexattr, 0, 0, 0, TAIL_XNAME,
 			       OP_NODE | OP_MODIFY | OP_XATTR },
 	[FUSE_FLUSH]       = { fsop_flush, ARG(fuse_flush_in), 0, TAIL_NONE, 0 },
@@ -99,7 +101,7 @@ static const struct fuse_opdesc fuse_ops[] = {
 	[FUSE_GETLK]       = { fsop_getlk, ARG(fuse_lk_in), sizeof(struct fuse_lk_out), TAIL_NONE, 0 },
 	[FUSE_SETLK]       = { fsop_setlk, ARG(fuse_lk_in), 0, TAIL_NONE, 0 },
 	[FUSE_SETLKW]      = { fsop_setlkw, ARG(fuse_lk_in), 0, TAIL_NONE, 0 },
-	[FUSE_ACCESS]      = { fsop_access, ARG(fuse_access_in), 0, TAIL_NONE, OP_NODE },
+	[FUSE_ACCESS]      = { fsop_access, ARG(fuse_access_in), 0, TAIL_NONE, OP_NODE | OP_SEALED },
 	[FUSE_CREATE]      = { fsop_create, ARG(fuse_create_in),
 			       ENTRY + sizeof(struct fuse_open_out), TAIL_NAME, OP_NODE | OP_MODIFY },
 	[FUSE_INTERRUPT]   = { fsop_interrupt, ARG(fuse_interrupt_in), 0, TAIL_NONE, OP_NOREPLY },
@@ -359,7 +361,7 @@ static int req_dispatch(struct fuse_req *r, const struct fuse_opdesc *d, size_t 
 	int ret;
 
 	/* The header's length must be exactly what the guest made readable. */
-	if (r->h.len != avail || r->h.len < sizeof(r->h))
+	if (r->h.len != avail || r->h.len < sizeof(r->h) || r->h.len > FUSE_MAX_REQ)
 		return -EINVAL;
 	if (r->h.opcode != FUSE_INIT && !atomic_load(&s->inited))
 		return -EIO;
@@ -396,12 +398,25 @@ static int req_dispatch(struct fuse_req *r, const struct fuse_opdesc *d, size_t 
 		r->ino = inode_get(s, r->h.nodeid);
 		if (!r->ino)
 			return -ESTALE;
+		if (r->ino->mnt == FS_MNT_SEALED && !(d->flags & OP_SEALED))
+			return -EACCES;
 	}
 	return d->fn(r);
 }
 
-size_t fuse_handle(struct fuse_server *s, const struct iovec *in, int nin,
-		   const struct iovec *out, int nout)
+size_t fuse_reply_err(struct fuse_server *s, const struct iovec *out, int nout,
+		      uint64_t unique, int err)
+{
+	struct fuse_out_header oh = { .len = sizeof(oh), .error = err, .unique = unique };
+
+	/* A reply header that cannot be written (a segment in the DAX window) is no reply. */
+	if (iov_scatter(s, out, nout, 0, &oh, sizeof(oh)) != sizeof(oh))
+		return 0;
+	return oh.len;
+}
+
+static size_t handle_req(struct fuse_server *s, const struct iovec *in, int nin,
+			 const struct iovec *out, int nout, int wait, void *cookie)
 {
 	char tail[NAME_MAX + 1 + PATH_MAX];
 	char *heap = NULL;
@@ -422,6 +437,8 @@ size_t fuse_handle(struct fuse_server *s, const struct iovec *in, int nin,
 	r.out = out;
 	r.nout = nout;
 	r.ro = s->cfg.readonly;
+	r.wait = wait;
+	r.cookie = cookie;
 	avail = iov_total(in, nin);
 	if (iov_gather(s, in, nin, 0, &r.h, sizeof(r.h)) != sizeof(r.h))
 		return 0;       /* not even a header: nothing to answer to */
@@ -437,6 +454,8 @@ size_t fuse_handle(struct fuse_server *s, const struct iovec *in, int nin,
 		inode_put(s, r.ino);
 	free(heap);
 
+	if (ret == FUSE_PARKED)
+		return FUSE_DEFERRED;
 	if ((d && (d->flags & OP_NOREPLY)) || ret == FUSE_NOREPLY)
 		return 0;
 	oh.unique = r.h.unique;
@@ -446,6 +465,25 @@ size_t fuse_handle(struct fuse_server *s, const struct iovec *in, int nin,
 	if (iov_scatter(s, out, nout, 0, &oh, sizeof(oh)) != sizeof(oh))
 		return 0;
 	return oh.len;
+}
+
+size_t fuse_handle(struct fuse_server *s, const struct iovec *in, int nin,
+		   const struct iovec *out, int nout)
+{
+	return handle_req(s, in, nin, out, nout, REQ_BLOCK, NULL);
+}
+
+size_t fuse_handle_async(struct fuse_server *s, const struct iovec *in, int nin,
+			 const struct iovec *out, int nout, void *cookie)
+{
+	bool park = cookie && s->cfg.complete;
+
+	return handle_req(s, in, nin, out, nout, park ? REQ_PARK : REQ_NOWAIT, cookie);
+}
+
+void fuse_abandon_waiters(struct fuse_server *s)
+{
+	lockwait_cancel_all(s, true);
 }
 
 /* ---- connection state: INIT, DESTROY, INTERRUPT -------------------------------------- */
@@ -488,6 +526,9 @@ static int fsop_init(struct fuse_req *r)
 	       FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_ASYNC_DIO |
 	       FUSE_PARALLEL_DIROPS | FUSE_HANDLE_KILLPRIV_V2 | FUSE_MAX_PAGES |
 	       FUSE_CACHE_SYMLINKS;
+	/* Read-only: the guest kernel keeps its locks to itself (see fs/lock.c). */
+	if (s->cfg.readonly)
+		ours &= ~(uint64_t)(FUSE_POSIX_LOCKS | FUSE_FLOCK_LOCKS);
 	if (s->cfg.cache == FUSE_CACHE_ALWAYS)
 		ours |= FUSE_WRITEBACK_CACHE;
 	if (s->cfg.xattr)
@@ -531,6 +572,8 @@ static int fsop_destroy(struct fuse_req *r)
 {
 	struct fuse_server *s = r->s;
 
+	/* Parked locks are answered (EINTR) first: the guest is done with them. */
+	lockwait_cancel_all(s, false);
 	pthread_mutex_lock(&s->init_mu);
 	atomic_store(&s->inited, false);
 	atomic_store(&s->flags, 0);
@@ -540,17 +583,25 @@ static int fsop_destroy(struct fuse_req *r)
 	return 0;
 }
 
-/* Nothing we run can be interrupted except a blocked SETLKW, and virtio-fs guests do not
- * send INTERRUPT today; accepting it silently is what the protocol allows. */
+/* Only a blocking lock can be interrupted (it is answered EINTR, also when the INTERRUPT
+ * overtook it: hiprio is a queue of its own); anything else runs to its end, which the
+ * protocol allows.  Linux's virtio-fs does not send INTERRUPT today. */
 static int fsop_interrupt(struct fuse_req *r)
 {
+	lockwait_interrupt(r->s, r->arg.interrupt.unique);
 	return FUSE_NOREPLY;
 }
 
 /* ---- the server ---------------------------------------------------------------------- */
 
-/* Every inode the guest keeps looked up holds an fd; give the guest most of what the
- * process may open, leaving room for the rest of the VMM. */
+/* What the VMM keeps for itself out of RLIMIT_NOFILE, whatever the guests hold: vCPU and
+ * VM fds, an ioeventfd and irqfd per queue, the console, and the fds each worker thread
+ * opens for the length of one request (a reopen, a dup), for up to 64 threads per share. */
+#define FD_RESERVE_MIN  512
+#define FD_RESERVE_MAX  16384
+
+/* Every inode the guest keeps looked up holds an fd; give the guests (all shares
+ * together) most of what the process may open, leaving the reserve to the VMM. */
 static unsigned fd_budget(void)
 {
 	struct rlimit rl;
@@ -581,12 +632,14 @@ static unsigned fd_budget(void)
 	cur = rl.rlim_cur == RLIM_INFINITY ? (1u << 20) : rl.rlim_cur;
 	if (cur > (1u << 24))
 		cur = 1u << 24;
-	reserve = cur / 4;
-	if (reserve < 64)
-		reserve = 64;
-	if (reserve > 4096)
-		reserve = 4096;
-	return cur > reserve + 16 ? (unsigned)(cur - reserve) : 16;
+	reserve = cur / 8;
+	if (reserve < FD_RESERVE_MIN)
+		reserve = FD_RESERVE_MIN;
+	if (reserve > FD_RESERVE_MAX)
+		reserve = FD_RESERVE_MAX;
+	if (reserve > cur / 2)          /* a small limit: still half for the guests */
+		reserve = cur / 2;
+	return (unsigned)(cur - reserve);
 }
 
 struct fuse_server *fuse_server_create(const struct fuse_config *cfg, char *err, size_t errlen)
@@ -612,6 +665,7 @@ struct fuse_server *fuse_server_create(const struct fuse_config *cfg, char *err,
 	s->path = strdup(cfg->path);
 	s->cfg.path = s->path;
 	pthread_mutex_init(&s->init_mu, NULL);
+	lockwait_init(s);
 	if (!s->path) {
 		snprintf(err, errlen, "virtio-fs: out of memory");
 		goto fail;
@@ -634,6 +688,11 @@ struct fuse_server *fuse_server_create(const struct fuse_config *cfg, char *err,
 		goto fail;
 	}
 	fs_key_of(&stx, &key);
+	if (fs_is_pseudo_fs(s->rootfd, &stx)) {
+		snprintf(err, errlen, "virtio-fs: %s is a kernel pseudo file system (like /proc or "
+			 "/sys); it cannot be shared", cfg->path);
+		goto fail;
+	}
 	/* Reopening an O_PATH fd for I/O goes through its /proc/self/fd magic link. */
 	s->procfd = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (s->procfd < 0) {
@@ -657,7 +716,7 @@ struct fuse_server *fuse_server_create(const struct fuse_config *cfg, char *err,
 	}
 	s->switch_creds = geteuid() == 0;
 	s->timeout = cfg->cache == FUSE_CACHE_NEVER ? 0 : cfg->cache == FUSE_CACHE_ALWAYS ? 86400 : 1;
-	s->maxfds = fd_budget();
+	fd_budget_set(fd_budget());
 	if (fs_dax_init(s)) {
 		snprintf(err, errlen, "virtio-fs: cannot set up the DAX window");
 		goto fail;
@@ -668,6 +727,7 @@ struct fuse_server *fuse_server_create(const struct fuse_config *cfg, char *err,
 	}
 	return s;               /* rootfd is the root inode's now, closed with it */
 fail:
+	lockwait_fini(s);
 	fs_dax_fini(s);
 	if (s->rootfd >= 0)
 		close(s->rootfd);
@@ -684,7 +744,9 @@ void fuse_server_destroy(struct fuse_server *s)
 {
 	if (!s)
 		return;
+	lockwait_fini(s);       /* before any state a waiter's completion could touch goes */
 	itable_fini(s);
+	fd_unreserve_all(s);
 	fs_dax_fini(s);
 	close(s->procfd);
 	pthread_mutex_destroy(&s->init_mu);

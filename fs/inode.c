@@ -22,18 +22,36 @@
 #define GEN(id) ((uint32_t)((id) >> 32))
 #define TABLE_MAX (1u << 24)    /* far beyond any fd budget; keeps indices sane */
 
+/* One budget for every server of the process: each share sizing its own from the whole
+ * RLIMIT_NOFILE let two busy guests exhaust the process's fds, and then the VMM's own
+ * eventfd() or pthread_create() failed.  The budget leaves the VMM a reserve. */
+static atomic_uint fds_used;    /* guest-held fds, all servers */
+static atomic_uint fds_max = 1024;
+
+void fd_budget_set(unsigned max)
+{
+	atomic_store(&fds_max, max);
+}
+
 int fd_reserve(struct fuse_server *s)
 {
-	if (atomic_fetch_add(&s->nfds, 1) >= s->maxfds) {
-		atomic_fetch_sub(&s->nfds, 1);
+	if (atomic_fetch_add(&fds_used, 1) >= atomic_load(&fds_max)) {
+		atomic_fetch_sub(&fds_used, 1);
 		return -ENFILE;
 	}
+	atomic_fetch_add(&s->nfds, 1);
 	return 0;
 }
 
 void fd_unreserve(struct fuse_server *s)
 {
 	atomic_fetch_sub(&s->nfds, 1);
+	atomic_fetch_sub(&fds_used, 1);
+}
+
+void fd_unreserve_all(struct fuse_server *s)
+{
+	atomic_fetch_sub(&fds_used, atomic_exchange(&s->nfds, 0));
 }
 
 /* ---- inode table ------------------------------------------------------------------- */
@@ -202,7 +220,10 @@ int itable_init(struct fuse_server *s, int rootfd, const struct fs_key *key)
 	root->refs = 1;
 	hash_insert(t, root);
 	s->root = root;
-	atomic_fetch_add(&s->nfds, 1);  /* balanced by the root's close in itable_fini */
+	/* The root's fd counts (and may exceed the budget: a share must open); balanced by
+	 * fd_unreserve_all after itable_fini. */
+	atomic_fetch_add(&s->nfds, 1);
+	atomic_fetch_add(&fds_used, 1);
 	return 0;
 }
 
@@ -215,7 +236,6 @@ void itable_fini(struct fuse_server *s)
 		struct fs_handle *hd = h->slot[i];
 		if (hd->fd >= 0)
 			close(hd->fd);
-		free(hd->dbuf);
 		pthread_mutex_destroy(&hd->mu);
 		free(hd);
 	}
@@ -281,7 +301,7 @@ void inode_put(struct fuse_server *s, struct fs_inode *ino)
 }
 
 int inode_intern(struct fuse_server *s, int fd, const struct fs_key *key, mode_t type,
-		 struct fs_inode **out)
+		 enum fs_mnt mnt, struct fs_inode **out)
 {
 	struct fs_itable *t = &s->it;
 	struct fs_inode *ino;
@@ -308,6 +328,7 @@ int inode_intern(struct fuse_server *s, int fd, const struct fs_key *key, mode_t
 	ino->fd = fd;
 	ino->key = *key;
 	ino->type = type & S_IFMT;
+	ino->mnt = (uint8_t)mnt;
 	ino->nlookup = 1;
 	ino->refs = 2;          /* the lookup's, and the caller's */
 	hash_insert(t, ino);
@@ -372,21 +393,15 @@ static struct fs_handle *hslot_alloc(struct fs_htable *t)
  * dropped by handle_cleanup() after the lock is released. */
 struct handle_remains {
 	int fd;
-	char *dbuf;
 	struct fs_inode *ino;
 };
 
 static void handle_free_locked(struct fs_htable *t, struct fs_handle *h, struct handle_remains *rm)
 {
 	rm->fd = h->fd;
-	rm->dbuf = h->dbuf;
 	rm->ino = h->ino;
 	h->fd = -1;
-	h->dbuf = NULL;
 	h->ino = NULL;
-	h->dlen = h->dpos = 0;
-	h->dcookie = 0;
-	h->dvalid = false;
 	h->live = false;
 	if (++h->gen == 0)
 		h->gen = 1;
@@ -398,7 +413,6 @@ static void handle_cleanup(struct fuse_server *s, struct handle_remains *rm)
 {
 	close(rm->fd);
 	fd_unreserve(s);
-	free(rm->dbuf);
 	inode_put(s, rm->ino);
 }
 
@@ -481,6 +495,40 @@ int handle_release(struct fuse_server *s, uint64_t fh, enum fs_handle_kind kind)
 	pthread_mutex_unlock(&s->ht.mu);
 	handle_put(s, h);
 	return 0;
+}
+
+int itable_per_fs(struct fuse_server *s, struct fs_inode **v, int max)
+{
+	struct fs_itable *t = &s->it;
+	int n = 0;
+
+	pthread_mutex_lock(&t->mu);
+	v[n++] = s->root;
+	s->root->refs++;
+	for (uint32_t i = 1; i < t->nslot; i++) {
+		struct fs_inode *ino = t->slot[i];
+		int k;
+		if (ino->fd < 0 || !ino->nlookup || ino->mnt == FS_MNT_SEALED ||
+		    !(S_ISDIR(ino->type) || S_ISREG(ino->type)))
+			continue;
+		for (k = 0; k < n && v[k]->key.dev != ino->key.dev; k++)
+			;
+		if (k < n) {
+			/* A directory reopens whatever its mode; prefer one. */
+			if (!S_ISDIR(v[k]->type) && S_ISDIR(ino->type)) {
+				v[k]->refs--;   /* never the last: a live inode keeps its lookup's */
+				v[k] = ino;
+				ino->refs++;
+			}
+			continue;
+		}
+		if (n == max)
+			continue;
+		v[n++] = ino;
+		ino->refs++;
+	}
+	pthread_mutex_unlock(&t->mu);
+	return n;
 }
 
 void itable_forget_all(struct fuse_server *s)

@@ -8,6 +8,7 @@
 #include <linux/fuse.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include "fs/fuse.h"
@@ -22,10 +23,18 @@ struct fs_key {
 
 struct fs_plock;                /* one lock owner's open file description, lock.c */
 
+/* What a host mount point inside the share is to the guest (mounts.c). */
+enum fs_mnt {
+	FS_MNT_PLAIN,           /* not a mount root, or a file bind-mounted over a file */
+	FS_MNT_SUBMOUNT,        /* a directory announced with FUSE_ATTR_SUBMOUNT */
+	FS_MNT_SEALED,          /* a directory the guest may stat and mount over, not enter */
+};
+
 struct fs_inode {
 	int fd;                 /* O_PATH|O_NOFOLLOW: never used for I/O, only as an anchor */
 	uint32_t idx, gen;      /* nodeid = gen << 32 | idx: a reused slot gets a new id */
 	mode_t type;            /* S_IFMT bits; fixed for the life of a host inode */
+	uint8_t mnt;            /* enum fs_mnt, fixed when the inode is first looked up */
 	struct fs_key key;
 	uint64_t nlookup;       /* the guest's lookup count */
 	uint32_t refs;          /* 1 while nlookup > 0, + requests and handles using it */
@@ -56,13 +65,9 @@ struct fs_handle {
 	uint32_t refs;
 	struct fs_inode *ino;   /* holds a ref */
 	struct fs_handle *fnext;
-	/* Directory stream (dir.c), all under mu: getdents64 output not yet returned, and the
-	 * host cookie that the next unread entry follows. */
+	/* Directory stream (dir.c): mu serialises the fd's position between READDIRs.  No
+	 * buffer lives here: an idle handle costs its fd and this struct only. */
 	pthread_mutex_t mu;
-	char *dbuf;
-	size_t dlen, dpos;
-	uint64_t dcookie;
-	bool dvalid;
 };
 
 struct fs_htable {
@@ -95,12 +100,29 @@ struct fuse_server {
 	struct fs_inode *root;
 
 	atomic_uint nfds;       /* fds held for the guest (inodes, handles, lock owners) */
-	unsigned maxfds;
 
 	struct fs_dax *dax;     /* the DAX window's state, NULL without one (dax.c) */
+
+	/* Parked blocking locks (lockwait.c), all under lw_mu: waiting (or answering), and
+	 * finished but not yet joined; nlw counts both (the FUSE_LOCK_WAITERS bound). */
+	pthread_mutex_t lw_mu;
+	pthread_cond_t lw_cv;
+	struct fs_waiter *lw_live, *lw_dead;
+	unsigned nlw;
+	bool lw_closed;         /* fuse_abandon_waiters ran: park nothing more */
+	/* INTERRUPTs that found nothing to interrupt: hiprio is a queue of its own, so one
+	 * can overtake its request, which then is not parked but answered EINTR. */
+	uint64_t lw_early[16];
+	unsigned lw_nearly;
 };
 
 /* ---- one request (fuse.c) ------------------------------------------------------------ */
+
+/* INIT's max_write; a WRITE carrying more is refused (EINVAL). */
+#define FUSE_MAX_WRITE  (1u << 20)
+/* No request a kernel sends is longer (a WRITE's headers and payload, or a SETXATTR's
+ * 64 KiB value); anything longer is refused before it is read. */
+#define FUSE_MAX_REQ    (FUSE_MAX_WRITE + 4096)
 
 union fuse_args {
 	struct fuse_forget_in forget;
@@ -148,10 +170,21 @@ struct fuse_req {
 	size_t valuelen;
 	size_t extoff, extlen;      /* request extensions (h.total_extlen), after the tail */
 	bool ro;
+	/* What a lock that would wait may do: block this thread (fuse_handle), be parked
+	 * with this cookie (fuse_handle_async), or neither (EAGAIN). */
+	enum { REQ_BLOCK, REQ_PARK, REQ_NOWAIT } wait;
+	void *cookie;
 };
 
-/* A handler's result: bytes of reply payload it wrote, a negative errno, or this. */
+/* A handler's result: bytes of reply payload it wrote, a negative errno, or one of these
+ * (FUSE_PARKED: answered later, through cfg.complete). */
 #define FUSE_NOREPLY 0x7fffffff
+#define FUSE_PARKED  0x7ffffffe
+
+/* Write a reply header (no payload) with `err` for `unique`; the bytes written (0 when the
+ * buffer cannot take it). */
+size_t fuse_reply_err(struct fuse_server *s, const struct iovec *out, int nout,
+		      uint64_t unique, int err);
 
 typedef int (*fuse_op_fn)(struct fuse_req *r);
 
@@ -182,10 +215,14 @@ void inode_put(struct fuse_server *s, struct fs_inode *ino);
 /* Take one guest lookup of the inode `fd` (O_PATH, consumed) refers to: the existing
  * inode with that key, or a new one.  Returns a counted reference in *out. */
 int inode_intern(struct fuse_server *s, int fd, const struct fs_key *key, mode_t type,
-		 struct fs_inode **out);
+		 enum fs_mnt mnt, struct fs_inode **out);
 void inode_forget(struct fuse_server *s, uint64_t nodeid, uint64_t n);
 /* DESTROY: every inode but the root loses all its lookups, every handle is released. */
 void itable_forget_all(struct fuse_server *s);
+/* One live inode (referenced, the root first) per host file system (st_dev) the table
+ * holds inodes of, a directory where there is one; at most `max` of them. */
+#define FS_SYNC_MAX 256
+int itable_per_fs(struct fuse_server *s, struct fs_inode **v, int max);
 
 int handle_new(struct fuse_server *s, enum fs_handle_kind kind, int fd, struct fs_inode *ino,
 	       uint64_t *fh);
@@ -197,9 +234,13 @@ int fs_reply_open(struct fuse_req *r, enum fs_handle_kind kind, int fd);
 void handle_put(struct fuse_server *s, struct fs_handle *h);
 int handle_release(struct fuse_server *s, uint64_t fh, enum fs_handle_kind kind);
 
-/* The per-server cap on fds the guest can make us hold; ENFILE beyond it. */
+/* fds guests can make us hold: one budget shared by every server of the process, so the
+ * VMM keeps a reserve whatever the guests do; ENFILE beyond it. */
+void fd_budget_set(unsigned max);
 int fd_reserve(struct fuse_server *s);
 void fd_unreserve(struct fuse_server *s);
+/* A server's fds are closed wholesale (itable_fini): give back all it held. */
+void fd_unreserve_all(struct fuse_server *s);
 
 /* ---- host access (resolve.c) --------------------------------------------------------- */
 
@@ -221,6 +262,16 @@ int fs_kill_suidgid(int fd);
 /* One lookup of `name` in `dir`: entry reply filled, one guest lookup taken. */
 int fs_lookup(struct fuse_server *s, struct fs_inode *dir, const char *name,
 	      struct fuse_entry_out *e);
+
+/* ---- mount points (mounts.c) -------------------------------------------------------- */
+
+/* Is `fd` (statx'd into stx) on a kernel pseudo file system (procfs,
+ * sysfs, devtmpfs, cgroup, ...)?  Also true when it cannot be told. */
+bool fs_is_pseudo_fs(int fd, const struct statx *stx);
+/* What the inode `fd` just resolved by name in `dir` (through ".." when dotdot) is to the
+ * guest: an enum fs_mnt, or -EACCES when it must not be handed out at all. */
+int fs_mount_policy(struct fuse_server *s, int fd, const struct statx *stx,
+		    const struct fs_inode *dir, bool dotdot);
 
 /* ---- DAX (dax.c) --------------------------------------------------------------------- */
 
@@ -370,6 +421,19 @@ int fsop_copy_file_range(struct fuse_req *r);
 int fsop_syncfs(struct fuse_req *r);
 int fsop_setupmapping(struct fuse_req *r);
 int fsop_removemapping(struct fuse_req *r);
+
+/* lockwait.c: blocking locks waited for on threads of the server's own.
+ * lockwait_park takes `fd` (a dup, closed when the wait ends) and returns FUSE_PARKED or a
+ * negative errno.  `how`: a flock() operation, or 0 for F_OFD_SETLKW with `fl`. */
+struct fs_waiter;
+void lockwait_init(struct fuse_server *s);
+int lockwait_park(struct fuse_req *r, int fd, int how, const struct flock *fl);
+/* INTERRUPT: end the wait of the parked request `unique` (EINTR), if there is one. */
+void lockwait_interrupt(struct fuse_server *s, uint64_t unique);
+/* End every wait: answered EINTR, or (abandon) completed FUSE_ABANDONED with nothing
+ * written, after which nothing more is parked.  Returns once all have completed. */
+void lockwait_cancel_all(struct fuse_server *s, bool abandon);
+void lockwait_fini(struct fuse_server *s);
 
 /* lock.c: a lock owner's state goes with FLUSH, or with the inode. */
 void plock_drop_owner(struct fuse_server *s, struct fs_inode *ino, uint64_t owner);

@@ -113,6 +113,8 @@ void fs_fill_entry(struct fuse_server *s, struct fuse_entry_out *e, const struct
 	e->entry_valid = s->timeout;
 	e->attr_valid = s->timeout;
 	fs_fill_attr(&e->attr, stx);
+	if (ino->mnt == FS_MNT_SUBMOUNT)
+		e->attr.flags |= FUSE_ATTR_SUBMOUNT;
 }
 
 /* ".." is the one name that walks up, so its result must still be inside the share.  It
@@ -200,7 +202,7 @@ int fs_lookup(struct fuse_server *s, struct fs_inode *dir, const char *name,
 	struct fs_inode *ino;
 	struct statx stx;
 	struct fs_key key;
-	int fd, ret;
+	int fd, ret, mnt;
 
 	if (!S_ISDIR(dir->type))
 		return -ENOTDIR;
@@ -231,8 +233,15 @@ int fs_lookup(struct fuse_server *s, struct fs_inode *dir, const char *name,
 		fd_unreserve(s);
 		return ret;
 	}
+	/* Never into /proc and the like; other mount points as the share says. */
+	mnt = fs_mount_policy(s, fd, &stx, dir, !strcmp(name, ".."));
+	if (mnt < 0) {
+		close(fd);
+		fd_unreserve(s);
+		return mnt;
+	}
 	fs_key_of(&stx, &key);
-	ret = inode_intern(s, fd, &key, stx.stx_mode, &ino);
+	ret = inode_intern(s, fd, &key, stx.stx_mode, (enum fs_mnt)mnt, &ino);
 	if (ret)
 		return ret;
 	fs_fill_entry(s, e, ino, &stx);

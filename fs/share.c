@@ -152,6 +152,13 @@ int share_parse(const char *arg, struct share *sh, char *err, size_t errlen)
 					   "to %lluG", arg, (unsigned long long)(SHARE_DAX_MAX >> 30));
 			else
 				sh->dax = v;
+		} else if (!strcmp(kv, "submounts")) {
+			if (!strcmp(val, "on"))
+				sh->fuse.no_submounts = false;
+			else if (!strcmp(val, "off"))
+				sh->fuse.no_submounts = true;
+			else
+				ret = fail(err, errlen, "--share '%s': submounts must be on or off", arg);
 		} else if (!strcmp(kv, "xattr")) {
 			if (!strcmp(val, "on"))
 				sh->fuse.xattr = true;

@@ -1,5 +1,5 @@
 /* --share tag=NAME,path=DIR[,ro][,cache=never|auto|always][,queues=N][,threads=N][,xattr=on|off]
- *         [,dax=SIZE][,suid=on|off][,devices=mapped|host|deny]
+ *         [,dax=SIZE][,suid=on|off][,submounts=on|off][,devices=mapped|host|deny]
  *         [,owner=host|mapped]
  * parsed into a FUSE server configuration plus the virtio-fs device's own settings. */
 #ifndef MINIVMM_FS_SHARE_H

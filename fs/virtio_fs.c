@@ -1,9 +1,10 @@
 /* virtio-fs: queue 0 is hiprio (FORGET, BATCH_FORGET, INTERRUPT: quick, handled inline by
  * its worker), queues 1..N carry requests.  A request queue's worker only pops chains and
- * hands them to a pool of threads, so a request that blocks (fsync, SETLKW, a slow disk)
- * holds one pool thread and never the queue.  (Answering quick requests on the queue
- * worker saves a third of the latency, but a guest hung once in three runs with it; until
- * that is understood every request goes to the pool.)  The device meets only the core and
+ * hands them to a pool of threads, so a request that blocks (fsync, a slow disk) holds one
+ * pool thread and never the queue; a lock wait (SETLKW) holds not even that (it is parked
+ * in the FUSE server, see fs/fuse.h, and answered through vfs_complete).  (Answering
+ * quick requests on the queue worker saves a third of the latency, but a guest hung once
+ * in three runs with it; until that is understood every request goes to the pool.)  The device meets only the core and
  * fs/fuse.h: no transport, no FUSE decoding here. */
 #include <errno.h>
 #include <stdio.h>
@@ -86,10 +87,24 @@ static void job_put(struct vfs *fs, struct vfs_job *j)
 	pthread_mutex_unlock(&fs->lock);
 }
 
-static uint32_t vfs_run(struct vfs *fs, struct virtq_chain *c)
+/* The chain's device-readable part is the request, the writable part the reply.  A job
+ * given as cookie may be parked (a blocking lock): FUSE_DEFERRED, and the job, its chain
+ * included, stays out until vfs_complete.  Without one nothing ever waits. */
+static size_t vfs_run(struct vfs *fs, struct virtq_chain *c, struct vfs_job *j)
 {
-	/* The chain's device-readable part is the request, the writable part the reply. */
-	return fuse_handle(fs->srv, c->out, c->nr_out, c->in, c->nr_in);
+	return fuse_handle_async(fs->srv, c->out, c->nr_out, c->in, c->nr_in, j);
+}
+
+/* cfg.complete: a parked request answered, from a server thread.  Abandoned (reset under
+ * way): its ring belongs to a reset device, so nothing is published. */
+static void vfs_complete(void *opaque, void *cookie, size_t written)
+{
+	struct vfs *fs = opaque;
+	struct vfs_job *j = cookie;
+
+	if (written != FUSE_ABANDONED)
+		virtio_queue_complete(&fs->dev, j->q, j->chain.head, (uint32_t)written);
+	job_put(fs, j);
 }
 
 static void *pool_main(void *arg)
@@ -105,8 +120,10 @@ static void *pool_main(void *arg)
 			fs->tail = NULL;
 		pthread_mutex_unlock(&fs->lock);
 
-		uint32_t written = vfs_run(fs, &j->chain);
-		virtio_queue_complete(&fs->dev, j->q, j->chain.head, written);
+		size_t written = vfs_run(fs, &j->chain, j);
+		if (written == FUSE_DEFERRED)
+			continue;
+		virtio_queue_complete(&fs->dev, j->q, j->chain.head, (uint32_t)written);
 		job_put(fs, j);
 	}
 	return NULL;
@@ -165,7 +182,7 @@ static void request_queue(struct virtio_dev *d, uint16_t q)
 
 static uint32_t hiprio_handle(struct virtio_dev *d, struct virtq_chain *c)
 {
-	return vfs_run(d->priv, c);
+	return (uint32_t)vfs_run(d->priv, c, NULL);
 }
 
 static void hiprio_queue(struct virtio_dev *d, uint16_t q)
@@ -178,6 +195,9 @@ static void vfs_reset(struct virtio_dev *d)
 	struct vfs *fs = d->priv;
 	for (unsigned i = 0; i <= fs->nreq; i++)
 		virtio_worker_stop(&fs->workers[i]);
+	/* Parked lock waits end now (and nothing more is parked), so the wait below is for
+	 * requests that run to their end, not for guest locks. */
+	fuse_abandon_waiters(fs->srv);
 	/* Requests already handed to the pool finish before the rings go away. */
 	pthread_mutex_lock(&fs->lock);
 	while (fs->inflight)
@@ -227,6 +247,8 @@ struct virtio_dev *virtio_fs_create(struct vm *vm, const struct share *sh, char 
 	}
 	fs->fuse_cfg = sh->fuse;
 	fs->fuse_cfg.path = fs->path;
+	fs->fuse_cfg.complete = vfs_complete;
+	fs->fuse_cfg.complete_opaque = fs;
 	if (sh->dax) {
 		/* Reserved once for the VM's life; the transport gives it a guest address and
 		 * one KVM memory slot, and the server maps files into it. */

@@ -251,8 +251,10 @@ static int root_setup(const struct spec *s)
 	if (mount("tmpfs", "/varrw", "tmpfs", 0, "mode=755") == 0 &&
 	    mkdir("/varrw/upper", 0755) == 0 && mkdir("/varrw/work", 0755) == 0 &&
 	    chmod("/varrw/upper", 0755) == 0 &&
+	    /* "var/": a host /var of its own is a virtio-fs submount, and overlay refuses
+	     * an automount point; the trailing slash mounts it first. */
 	    mount("overlay", NEWROOT "/var", "overlay", 0,
-		  "lowerdir=" NEWROOT "/var,upperdir=/varrw/upper,workdir=/varrw/work") == 0) {
+		  "lowerdir=" NEWROOT "/var/,upperdir=/varrw/upper,workdir=/varrw/work") == 0) {
 		/* overlay copies the lower's mode up on first write; nothing to do */
 	} else if (mnt("tmpfs", NEWROOT "/var", "tmpfs", MS_NOSUID | MS_NODEV, "mode=755")) {
 		return -1;

@@ -57,12 +57,12 @@ expect_eq "second run reuses every cached file (same names and times)" "$before"
 
 # Bad installs and caches: one line naming the path, non-zero status.
 rm "$D$P/libexec/minivmm/guest/init"
-MINIVMM_NO_EMUHOST=1 "$mv" run -- true >/dev/null 2>"$T/err"; rc=$?
+MINIVMM_NO_EMUHOST=1 "$mv" run -q -- true >/dev/null 2>"$T/err"; rc=$?
 expect_eq "missing helper: status 1, one line" "1 1" "$rc $(wc -l <"$T/err")"
 expect_match "missing helper: names the path" "libexec/minivmm/guest/init' is missing" "$(cat "$T/err")"
 : >"$T/notadir"
 mkdir -p "$T/c2" && : >"$T/c2/minivmm"
-XDG_CACHE_HOME=$T/c2 MINIVMM_NO_EMUHOST=1 "$mv" run -- true >/dev/null 2>"$T/err"; rc=$?
+XDG_CACHE_HOME=$T/c2 MINIVMM_NO_EMUHOST=1 "$mv" run -q -- true >/dev/null 2>"$T/err"; rc=$?
 expect_eq "cache that is a file: status 1, one line" "1 1" "$rc $(wc -l <"$T/err")"
 expect_match "cache that is a file: names it" "$T/c2/minivmm" "$(cat "$T/err")"
 mv "$T/src.moved" "$T/src" && cd "$T/src" || exit 2

@@ -38,12 +38,17 @@ void fx_setup(void);            /* rw, cache=auto, xattr on, initialised */
 /* Like fx_start(ro, auto, xattr on, initialised) with a DAX window of `size` bytes. */
 void fx_start_dax(bool ro, uint64_t size);
 void fx_setup_ro(void);
+/* Like fx_setup, with cfg.complete set (requests may be parked, fuse_handle_async). */
+void fx_setup_async(fuse_complete_fn fn, void *opaque);
 void fx_setup_noinit(void);
 void fx_teardown(void);
 
 /* A path inside the share (rotating static buffers, 8 live at a time). */
 const char *fx_path(const char *rel);
 void fx_write_file(const char *rel, const void *data, size_t len);
+/* Lock requests blocked in the host kernel on the file `rel` (the "->" lines of
+ * /proc/locks): lock waiters really waiting. */
+int fx_lock_waiters(const char *rel);
 
 /* One request: header + arg + t1 + t2 (t2 may be NULL), reply payload into `reply` (the
  * guest's out buffer has room for exactly `replysz` payload bytes).  Returns 0, a negative

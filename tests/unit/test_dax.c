@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -425,4 +426,83 @@ Test(dax_none, another_shares_window_is_data_only)
 	cr_assert_eq(read_into(fh, 0, 16, &oh, again), sizeof(oh), "stale fh: an error reply");
 	free(again);
 	free(b);
+}
+
+/* Issue 9 finding 11(d): READDIRPLUS entries that could not be written into the reply
+ * (here: its payload buffer lies in the window, which the server never copies into) must
+ * not keep the lookup taken for them; the guest never saw their node ids. */
+Test(dax, readdirplus_unwritten_entries_keep_no_lookup)
+{
+	struct {
+		struct fuse_in_header h;
+		struct fuse_read_in r;
+	} req;
+	struct fuse_out_header oh;
+	struct fuse_entry_out e;
+	uint64_t dh;
+
+	fx_write_file("f1", "x", 1);
+	fx_write_file("f2", "y", 1);
+	cr_assert_eq(fx_opendir(FUSE_ROOT_ID, &dh), 0);
+	fx_hdr(&req.h, FUSE_READDIRPLUS, 0, sizeof(req));
+	memset(&req.r, 0, sizeof(req.r));
+	req.r.fh = dh;
+	req.r.size = 4096;
+	struct iovec in = { &req, sizeof(req) };
+	struct iovec out[2] = { { &oh, sizeof(oh) }, { fx.dax + page, 4096 } };
+	size_t n = fuse_handle(fx.s, &in, 1, out, 2);
+	cr_assert_eq(n, sizeof(oh), "no entry could be written: an error reply, not %zu bytes", n);
+	cr_assert_eq(oh.error, -EFAULT);
+	/* One fresh lookup each, one FORGET: gone, so READDIRPLUS kept none. */
+	for (int i = 1; i <= 2; i++) {
+		char name[4];
+		snprintf(name, sizeof(name), "f%d", i);
+		cr_assert_eq(fx_lookup(FUSE_ROOT_ID, name, &e), 0);
+		cr_assert_eq(fx_forget(e.nodeid, 1), FX_NOREPLY);
+		cr_assert_eq(fx_getattr(e.nodeid, NULL), -ESTALE, "%s kept a lookup", name);
+	}
+	cr_assert_eq(fx_releasedir(dh), 0);
+}
+
+/* Issue 9 finding 9: every mapping is a VMA of the VMM, and single-page mappings used up
+ * vm.max_map_count (then pthread_create failed).  Live mappings are capped per window: an
+ * 8 MiB window (four 2 MiB ranges, what Linux maps at a time) takes 16.  Beyond, ENOSPC;
+ * re-mapping or removing is always fine, and cutting a mapping in two counts as two. */
+Test(dax, mappings_capped_per_window)
+{
+	uint8_t *a;
+	uint64_t na = pattern_file("a", 128 * page, 1, &a);
+	int i;
+
+	/* Every other page, so none of them merge. */
+	for (i = 0; i < 16; i++)
+		cr_assert_eq(setup(na, NOFH, (uint64_t)i * page, page, RD, 2 * (uint64_t)i * page),
+			     0, "mapping %d", i);
+	cr_assert_eq(setup(na, NOFH, 16 * page, page, RD, 32 * page), -ENOSPC);
+	cr_assert(all_zero(fx.dax + 32 * page, page), "the refused mapping is not there");
+	cr_assert_eq(setup(na, NOFH, 20 * page, page, RD, 0), 0, "re-mapping a range in place");
+	cr_assert_eq(memcmp(fx.dax, a + 20 * page, page), 0);
+	cr_assert_eq(remove1(0, page), 0);
+	cr_assert_eq(setup(na, NOFH, 16 * page, page, RD, 32 * page), 0, "room again");
+	cr_assert_eq(memcmp(fx.dax + 32 * page, a + 16 * page, page), 0);
+
+	/* 15 single pages and one 64-page mapping: cutting out its middle would make 17. */
+	cr_assert_eq(remove1(32 * page, page), 0);
+	for (i = 0; i < 16; i++)
+		cr_assert_eq(remove1(2 * (uint64_t)i * page, page), 0);
+	cr_assert_eq(fuse_dax_mapped(fx.s), 0);
+	for (i = 0; i < 15; i++)
+		cr_assert_eq(setup(na, NOFH, 0, page, RD, 2 * (uint64_t)i * page), 0);
+	cr_assert_eq(setup(na, NOFH, 0, 64 * page, RD, 64 * page), 0);
+	cr_assert_eq(remove1(80 * page, page), -ENOSPC, "a cut would be the 17th mapping");
+	cr_assert_eq(memcmp(fx.dax + 80 * page, a + 16 * page, page), 0, "still mapped");
+	cr_assert_eq(setup(na, NOFH, 0, page, RD, 90 * page), -ENOSPC,
+		     "a mapping inside another cuts it too");
+	/* Its first page goes: still one mapping (the rest), fine. */
+	cr_assert_eq(remove1(64 * page, page), 0);
+	cr_assert(all_zero(fx.dax + 64 * page, page));
+	/* A whole mapping goes: room for one more. */
+	cr_assert_eq(remove1(0, page), 0);
+	cr_assert_eq(remove1(80 * page, page), 0, "now the cut fits");
+	free(a);
 }

@@ -356,3 +356,30 @@ Test(fuse_xattr, symlink_target_untouched)
 	cr_assert_eq(setx(l, "user.x", "1", 1, 0), -EPERM);
 	cr_assert_eq(getxattr(fx_path("target"), "user.x", buf, sizeof(buf)), -1);
 }
+
+/* Issue 9 finding 11(a): SETATTR's FATTR_FH must be a handle of the node being changed;
+ * otherwise a truncate aimed at one file lands on another the guest has open. */
+Test(fuse_attr, setattr_handle_of_another_node_refused)
+{
+	struct fuse_setattr_in in;
+	struct fuse_attr_out o;
+	uint64_t a, b, fh;
+
+	fx_write_file("a", "0123456789", 10);
+	fx_write_file("b", "0123456789", 10);
+	a = fx_node("a");
+	b = fx_node("b");
+	cr_assert_eq(fx_open(a, O_RDWR, &fh), 0);
+	memset(&in, 0, sizeof(in));
+	in.valid = FATTR_SIZE | FATTR_FH;
+	in.fh = fh;
+	in.size = 3;
+	cr_assert_eq(fx_setattr(b, &in, &o), -EBADF, "a's handle used on b");
+	cr_assert_eq(host_stat("a").st_size, 10, "a truncated through b");
+	cr_assert_eq(host_stat("b").st_size, 10);
+	in.valid = FATTR_MTIME | FATTR_FH;
+	in.mtime = 1300000000;
+	cr_assert_eq(fx_setattr(FUSE_ROOT_ID, &in, &o), -EBADF);
+	cr_assert_neq(host_stat("a").st_mtim.tv_sec, 1300000000);
+	cr_assert_eq(fx_release(fh), 0);
+}

@@ -544,3 +544,39 @@ Test(fuse_fileops, release_drops_flock_when_asked)
 	cr_assert_eq(flock(fd, LOCK_EX | LOCK_NB), 0);
 	close(fd);
 }
+
+/* Issue 9 finding 11(b): INIT announces max_write = 1 MiB; a WRITE beyond it, and any
+ * request longer than the largest a kernel sends, is refused before anything runs. */
+Test(fuse_rw, oversized_requests_refused)
+{
+	struct fuse_write_in in = { .offset = 0 };
+	struct fuse_write_out o;
+	struct fuse_getattr_in g = { 0 };
+	struct fuse_attr_out ao;
+	struct stat st;
+	size_t big = 4u << 20;
+	char *data = malloc(big);
+
+	cr_assert_not_null(data);
+	memset(data, 'w', big);
+	fx_write_file("f", "", 0);
+	in.fh = open_rel("f", O_RDWR);
+	in.size = (uint32_t)big;
+	cr_assert_eq(fx_call(FUSE_WRITE, 2, &in, sizeof(in), data, big, NULL, 0, &o, sizeof(o),
+			     NULL), -EINVAL, "a 4 MiB WRITE");
+	in.size = (1u << 20) + 4096;
+	cr_assert_eq(fx_call(FUSE_WRITE, 2, &in, sizeof(in), data, in.size, NULL, 0, &o,
+			     sizeof(o), NULL), -EINVAL, "max_write + 4 KiB");
+	cr_assert_eq(stat(fx_path("f"), &st), 0);
+	cr_assert_eq(st.st_size, 0, "nothing written");
+	in.size = 1u << 20;
+	cr_assert_eq(fx_call(FUSE_WRITE, 2, &in, sizeof(in), data, in.size, NULL, 0, &o,
+			     sizeof(o), NULL), 0, "exactly max_write");
+	cr_assert_eq(o.size, 1u << 20);
+	/* Any op: 2 MiB of trailing bytes make a request no kernel sends. */
+	cr_assert_eq(fx_call(FUSE_GETATTR, FUSE_ROOT_ID, &g, sizeof(g), data, 2u << 20, NULL, 0,
+			     &ao, sizeof(ao), NULL), -EINVAL);
+	cr_assert_eq(fx_call(FUSE_GETATTR, FUSE_ROOT_ID, &g, sizeof(g), data, 100, NULL, 0,
+			     &ao, sizeof(ao), NULL), 0, "a little extra is still fine");
+	free(data);
+}

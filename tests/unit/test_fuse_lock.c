@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -154,11 +155,62 @@ Test(fuse_lock, read_lock_on_read_only_file)
 	cr_assert_eq(chmod(fx_path("f"), 0444), 0);
 	a = open_f(O_RDONLY);
 	cr_assert_eq(lk_op(FUSE_SETLK, a, 1, F_RDLCK, 0, EOF_, 0, NULL), 0);
+}
+
+/* A read-only share (minivmm run's `/`) must not let the guest lock host files: a host
+ * process could then be blocked by any file the user can read.  Locks stay in the guest's
+ * kernel: INIT does not offer lock support, and lock requests sent anyway take no host
+ * lock. */
+Test(fuse_lock, read_only_share_takes_no_host_locks)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	uint64_t a;
+	int fd;
+
 	fx_teardown();
 	fx_setup_ro();
+	cr_assert_eq(fx.init_flags & FUSE_POSIX_LOCKS, 0, "POSIX locks offered on a ro share");
+	cr_assert_eq(fx.init_flags & FUSE_FLOCK_LOCKS, 0, "flock offered on a ro share");
 	fx_write_file("f", "x", 1);
 	a = open_f(O_RDONLY);
-	cr_assert_eq(lk_op(FUSE_SETLK, a, 1, F_RDLCK, 0, EOF_, 0, NULL), 0, "read-only share");
+	lk_op(FUSE_SETLK, a, 1, F_RDLCK, 0, EOF_, 0, NULL);
+	lk_op(FUSE_SETLK, a, 1, F_WRLCK, 0, EOF_, FUSE_LK_FLOCK, NULL);
+	fd = open(fx_path("f"), O_RDWR);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(fcntl(fd, F_OFD_GETLK, &fl), 0);
+	cr_assert_eq(fl.l_type, F_UNLCK, "the guest holds a host POSIX lock through a ro share");
+	cr_assert_eq(flock(fd, LOCK_EX | LOCK_NB), 0, "the guest holds a host flock through a ro share");
+	close(fd);
+}
+
+/* The owner's lock file has the access of the guest's handle: a read-only handle must not
+ * make the host file open for writing (a host exec of it would fail with ETXTBSY). */
+Test(fuse_lock, owner_file_is_not_writable_for_read_only_handle)
+{
+	uint64_t a;
+	pid_t pid;
+	int st;
+
+	fx_write_file("f", "#!/bin/sh\nexit 7\n", 18);
+	cr_assert_eq(chmod(fx_path("f"), 0755), 0);
+	a = open_f(O_RDONLY);
+	cr_assert_eq(lk_op(FUSE_SETLK, a, 1, F_RDLCK, 0, EOF_, 0, NULL), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (!pid) {
+		execl(fx_path("f"), "f", (char *)NULL);
+		_exit(errno == ETXTBSY ? 99 : 98);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st));
+	cr_assert_neq(WEXITSTATUS(st), 99, "host exec failed with ETXTBSY: the lock file is writable");
+	cr_assert_eq(WEXITSTATUS(st), 7);
+	/* The same owner may still write-lock through a writable handle later. */
+	uint64_t b = open_f(O_RDWR);
+	cr_assert_eq(lk_op(FUSE_SETLK, b, 1, F_WRLCK, 0, 9, 0, NULL), 0);
+	cr_assert_eq(lk_op(FUSE_SETLK, b, 2, F_RDLCK, 5, 5, 0, NULL), -EAGAIN);
+	cr_assert_eq(lk_op(FUSE_SETLK, b, 2, F_WRLCK, 20, 20, 0, NULL), -EAGAIN,
+		     "the owner's read lock was lost on the way");
 }
 
 /* ---- SETLKW ---------------------------------------------------------------------------- */

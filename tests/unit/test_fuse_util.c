@@ -33,6 +33,8 @@ static const char *fx_base(void)
 }
 
 static uint64_t fx_dax_next;    /* window size for the next fx_start */
+static fuse_complete_fn fx_complete_next;       /* and its completion callback */
+static void *fx_opaque_next;
 
 void fx_start(bool ro, enum fuse_cache cache, bool xattr, bool init)
 {
@@ -65,6 +67,10 @@ void fx_start(bool ro, enum fuse_cache cache, bool xattr, bool init)
 	cfg.cache = cache;
 	cfg.xattr = xattr;
 	fx_dax_next = 0;
+	cfg.complete = fx_complete_next;
+	cfg.complete_opaque = fx_opaque_next;
+	fx_complete_next = NULL;
+	fx_opaque_next = NULL;
 	if (dax_size) {
 		fx.dax = fuse_dax_window_create(dax_size);
 		cr_assert_not_null(fx.dax, "cannot reserve a DAX window");
@@ -87,6 +93,12 @@ void fx_start_dax(bool ro, uint64_t size)
 {
 	fx_dax_next = size;
 	fx_start(ro, FUSE_CACHE_AUTO, true, true);
+}
+void fx_setup_async(fuse_complete_fn fn, void *opaque)
+{
+	fx_complete_next = fn;
+	fx_opaque_next = opaque;
+	fx_start(false, FUSE_CACHE_AUTO, true, true);
 }
 void fx_setup_ro(void) { fx_start(true, FUSE_CACHE_AUTO, true, true); }
 void fx_setup_noinit(void) { fx_start(false, FUSE_CACHE_AUTO, true, false); }
@@ -124,6 +136,24 @@ void fx_write_file(const char *rel, const void *data, size_t len)
 	cr_assert_geq(fd, 0, "create %s: %s", rel, strerror(errno));
 	cr_assert_eq(write(fd, data, len), (ssize_t)len);
 	close(fd);
+}
+
+int fx_lock_waiters(const char *rel)
+{
+	char line[256], ino[32];
+	struct stat st;
+	int n = 0;
+	FILE *f;
+
+	cr_assert_eq(stat(fx_path(rel), &st), 0);
+	snprintf(ino, sizeof(ino), ":%llu ", (unsigned long long)st.st_ino);
+	f = fopen("/proc/locks", "re");
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, "->") && strstr(line, ino))
+			n++;
+	fclose(f);
+	return n;
 }
 
 /* ---- chains -------------------------------------------------------------------------- */

@@ -182,3 +182,18 @@ Test(share, devices_host_needs_cap_mknod)
 	cr_assert_eq(waitpid(pid, &st, 0), pid);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
 }
+
+Test(share, submounts_on_or_off)
+{
+	struct share sh;
+	cr_assert_eq(share_parse("tag=t,path=/tmp", &sh, err, sizeof(err)), 0, "%s", err);
+	cr_assert_not(sh.fuse.no_submounts, "announced by default");
+	share_free(&sh);
+	cr_assert_eq(share_parse("tag=t,path=/tmp,submounts=off", &sh, err, sizeof(err)), 0);
+	cr_assert(sh.fuse.no_submounts);
+	share_free(&sh);
+	cr_assert_eq(share_parse("tag=t,path=/tmp,submounts=on", &sh, err, sizeof(err)), 0);
+	cr_assert_not(sh.fuse.no_submounts);
+	share_free(&sh);
+	bad("tag=t,path=/tmp,submounts=yes", "submounts must be on or off");
+}
