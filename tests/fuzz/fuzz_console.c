@@ -143,6 +143,10 @@ static void run_op(struct console *c, struct fz *f)
 	uint8_t op = fz_u8(f), buf[64];
 	unsigned n;
 
+	/* Without MULTIPORT only port 0's queues run (console_activate starts nothing else). */
+	if (!c->multiport && (op & 7) != 5)
+		return;
+
 	switch (op & 7) {
 	case 0: /* a control message from the driver: id, event, value (+ junk) */
 		n = fz_u8(f) % 24;

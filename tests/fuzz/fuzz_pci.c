@@ -149,7 +149,7 @@ static void run_op(struct fz *f)
 		bus_dispatch(&pio, addr, &v, len, wr);
 		break;
 	case 1: /* a config register through mechanism #1 */
-		v = 0x80000000u | (uint32_t)fz_u16(f) << 8;   /* bus 0, slot, function, register */
+		v = 0x80000000u | fz_u16(f);   /* bus 0: slot, function, register */
 		bus_dispatch(&pio, 0xcf8, &v, 4, true);
 		addr = 0xcfc + (fz_u8(f) & 3);
 		len = op_len(fz_u8(f));
