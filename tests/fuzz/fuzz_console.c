@@ -179,8 +179,11 @@ static void run_op(struct console *c, struct fz *f)
 	case 3: /* host stdin: data, or its end */
 		if (c->io.in_fd < 0)
 			break;
+		/* As stdin_read: in_fd is only read (and its end only seen) once the last
+		 * read is delivered. */
 		if (op & 8) {
-			c->in_eof = true;
+			if (c->in_len == 0)
+				c->in_eof = true;
 		} else if (c->in_len == 0 && !c->in_eof) {
 			n = 1 + fz_u8(f) % 64;
 			fz_bytes(f, c->in_buf, n);
