@@ -314,6 +314,15 @@ static void check_outside(void)
 {
 	struct stat st;
 	char buf[16];
+	DIR *d = opendir(base);
+	struct dirent *e;
+	int n = 0;
+
+	FZ_CHECK(d, "the share's parent is gone");
+	while ((e = readdir(d)))
+		n++;
+	closedir(d);
+	FZ_CHECK(n == 4, "%d entries next to the share (., .., share, outside expected)", n);
 	FZ_CHECK(!stat(outside, &st) && st.st_nlink == 2 && (st.st_mode & 07777) == 0755,
 		 "the directory next to the share changed");
 	int fd = open(canary, O_RDONLY);
