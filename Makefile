@@ -105,10 +105,10 @@ $(B)/fuzz/fuzz_%: $(B)/fuzz/obj/tests/fuzz/fuzz_%.o $(FUZZLIB)
 fuzz-build: $(FUZZBINS)
 
 fuzz: $(FUZZBINS)
-	tests/fuzz/run.sh $(FUZZ_TIME) $(FUZZ_TARGETS)
+	B=$(B) tests/fuzz/run.sh $(FUZZ_TIME) $(FUZZ_TARGETS)
 
 fuzz-smoke: $(FUZZBINS)
-	tests/fuzz/run.sh $(FUZZ_SMOKE_TIME) $(FUZZ_TARGETS)
+	B=$(B) tests/fuzz/run.sh $(FUZZ_SMOKE_TIME) $(FUZZ_TARGETS)
 
 demo: $(B)/minivmm $(GUEST)
 	$(RUNENV) tools/with-kvm -- $(B)/minivmm --kernel $(KERNEL) --initrd $(GUEST) --cpus 2 --mem 512M -- \
