@@ -33,7 +33,7 @@ RUNENV  := XDG_CACHE_HOME=$(CURDIR)/$(B)/cache
 PREFIX  ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all deps guest test unit unit-asan e2e demo bench clean help install uninstall
+.PHONY: all deps guest test unit unit-asan e2e demo bench clean help install uninstall fuzz fuzz-build fuzz-smoke
 all: $(B)/minivmm $(RUNHELPER)
 
 $(B)/minivmm: $(OBJS)
@@ -91,7 +91,43 @@ e2e: $(B)/minivmm $(GUEST) $(GUESTNOMOD) $(RUNHELPER)
 	tests/e2e/install.sh
 	$(RUNENV) EMUHOST_MEM=6144 tools/with-kvm -- tests/e2e/run.sh $(B)/minivmm $(KERNEL) $(GUEST)
 
-test: unit unit-asan e2e
+test: unit unit-asan fuzz-smoke e2e
+
+# Fuzzing (tests/fuzz/): libFuzzer targets under ASan+UBSan, built with clang into
+# build/fuzz/ apart from the gcc objects.  `make fuzz` runs each target FUZZ_TIME seconds,
+# `make fuzz-smoke` FUZZ_SMOKE_TIME seconds from the checked-in seeds; two at a time.
+# Corpora grow in build/fuzz/corpus/, crashes land in build/fuzz/artifacts/.
+FUZZ_CC      ?= clang
+FUZZ_TIME    ?= 300
+FUZZ_SMOKE_TIME ?= 60
+FUZZ_TARGETS := virtq fuse boot pci virtio_transport console
+FUZZ_CFLAGS  := -O1 -g -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE \
+		-pthread -I. -DMINIVMM_VERSION='"$(VERSION)"' $(SANFLAGS)
+FUZZLIB      := $(B)/fuzz/libminivmm.a
+FUZZBINS     := $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%)
+
+$(B)/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+# An archive, so a target that #includes a source file to reach its static functions
+# (console, vmlinux) links without that file's object: nothing pulls it in.
+$(FUZZLIB): $(LIBSRCS:%.c=$(B)/fuzz/obj/%.o)
+	rm -f $@
+	ar rcs $@ $^
+
+$(B)/fuzz/fuzz_%: $(B)/fuzz/obj/tests/fuzz/fuzz_%.o $(FUZZLIB)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+.SECONDARY: $(FUZZ_TARGETS:%=$(B)/fuzz/obj/tests/fuzz/fuzz_%.o)
+
+fuzz-build: $(FUZZBINS)
+
+fuzz: $(FUZZBINS)
+	B=$(B) tests/fuzz/run.sh $(FUZZ_TIME) $(FUZZ_TARGETS)
+
+fuzz-smoke: $(FUZZBINS)
+	B=$(B) tests/fuzz/run.sh $(FUZZ_SMOKE_TIME) $(FUZZ_TARGETS)
 
 demo: $(B)/minivmm $(GUEST)
 	$(RUNENV) tools/with-kvm -- $(B)/minivmm --kernel $(KERNEL) --initrd $(GUEST) --cpus 2 --mem 512M -- \
@@ -132,6 +168,7 @@ help:
 	@echo "make deps    install the Debian packages the project uses (root)"
 	@echo "make guest   build the guest image build/guest/initrd.img (KVER=... to choose the kernel)"
 	@echo "make test    unit tests (plain and ASan/UBSan) and end-to-end tests"
+	@echo "make fuzz    libFuzzer targets, FUZZ_TIME s each (make fuzz-smoke: 60 s each, part of make test)"
 	@echo "make demo    boot a guest that prints its kernel, CPUs and memory"
 	@echo "make install [PREFIX=/usr/local] [DESTDIR=]   install minivmm, its helpers and man page"
 	@echo "make uninstall   remove what make install put"

@@ -301,15 +301,20 @@ static int xattr_fetch(struct fuse_req *r, const char *name)
 	cap = size < req_room(r) ? size : req_room(r);
 	if (cap > XATTR_SIZE_MAX)
 		cap = XATTR_SIZE_MAX;
-	buf = malloc(cap ? cap : 1);
+	/* No room at all: the syscalls would take a zero-length buffer as a size query and
+	 * succeed, so only an empty value (or list) fits. */
+	if (cap == 0) {
+		n = name ? getxattr(path, name, NULL, 0) : listxattr(path, NULL, 0);
+		return n < 0 ? -errno : n > 0 ? -ERANGE : 0;
+	}
+	buf = malloc(cap);
 	if (!buf)
 		return -ENOMEM;
 	n = name ? getxattr(path, name, buf, cap) : listxattr(path, buf, cap);
-	if (n < 0) {
+	if (n < 0)
 		n = -errno;
-	} else {
-		req_put(r, 0, buf, (size_t)n);
-	}
+	else if (req_put(r, 0, buf, (size_t)n))
+		n = -EFAULT;    /* a reply buffer we may not store to (DAX): no payload */
 	free(buf);
 	return (int)n;
 }

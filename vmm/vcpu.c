@@ -39,21 +39,23 @@ static int set_msrs(struct vcpu *v)
 		{ MSR_MTRR_DEF_TYPE, (1u << 11) | 6 },
 	};
 	enum { N = sizeof(init) / sizeof(init[0]) };
-	struct {
+	/* A union, not a struct with the entries after the header: a flexible array member
+	 * may not be followed by another field (clang -Wgnu-variable-sized-type-not-at-end). */
+	union {
 		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[N];
+		uint8_t raw[sizeof(struct kvm_msrs) + N * sizeof(struct kvm_msr_entry)];
 	} m;
 	memset(&m, 0, sizeof(m));
 	m.hdr.nmsrs = N;
 	for (int i = 0; i < N; i++) {
-		m.e[i].index = init[i].index;
-		m.e[i].data = init[i].data;
+		m.hdr.entries[i].index = init[i].index;
+		m.hdr.entries[i].data = init[i].data;
 	}
 	int n = ioctl(v->fd, KVM_SET_MSRS, &m);
 	if (n < 0)
 		return -errno;
 	if (n != N) {
-		vm_log("KVM_SET_MSRS: MSR 0x%x refused", m.e[n].index);
+		vm_log("KVM_SET_MSRS: MSR 0x%x refused", m.hdr.entries[n].index);
 		return -EINVAL;
 	}
 	return 0;

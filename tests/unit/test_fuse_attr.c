@@ -343,6 +343,31 @@ Test(fuse_xattr, bad_requests)
 	cr_assert_eq(getx(0x777, "user.a", 16, big, NULL), -ESTALE);
 }
 
+/* Found by fuzzing: a reply buffer with room for the header only, and a non-zero size.
+ * getxattr(2)/listxattr(2) with a zero-length buffer report the size instead of failing,
+ * and the reply then claimed payload bytes that were never written, past the buffer. */
+Test(fuse_xattr, no_room_for_the_value)
+{
+	struct fuse_getxattr_in in = { .size = 64 };
+	size_t got = 99;
+	uint64_t n;
+
+	fx_write_file("f", "x", 1);
+	n = fx_node("f");
+	if (setx(n, "user.a", "xyz", 3, 0) == -EOPNOTSUPP)
+		cr_skip_test("no user xattrs on the build filesystem");
+	cr_assert_eq(fx_call(FUSE_GETXATTR, n, &in, sizeof(in), "user.a", 7, NULL, 0, NULL, 0,
+			     &got), -ERANGE);
+	cr_assert_eq(got, 0);
+	cr_assert_eq(fx_call(FUSE_LISTXATTR, n, &in, sizeof(in), NULL, 0, NULL, 0, NULL, 0, &got),
+		     -ERANGE);
+	/* An empty value fits in no room at all. */
+	cr_assert_eq(setx(n, "user.e", "", 0, 0), 0);
+	cr_assert_eq(fx_call(FUSE_GETXATTR, n, &in, sizeof(in), "user.e", 7, NULL, 0, NULL, 0,
+			     &got), 0);
+	cr_assert_eq(got, 0);
+}
+
 /* Through a symlink's node the xattr calls reach the link, never its target. */
 Test(fuse_xattr, symlink_target_untouched)
 {
