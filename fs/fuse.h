@@ -32,6 +32,12 @@ struct fuse_server;
  * guest may hold at most about three quarters of it (ENFILE beyond), the rest is left to
  * the VMM. */
 struct fuse_server *fuse_server_create(const struct fuse_config *cfg, char *err, size_t errlen);
+/* The same over the directory `dirfd` refers to (O_PATH is enough; the server keeps a dup
+ * of it, the caller keeps dirfd).  cfg->path only names the share in messages: a device
+ * that opens its share once and re-creates servers from that descriptor serves the same
+ * directory for the VM's life, whatever happens to the path. */
+struct fuse_server *fuse_server_create_fd(const struct fuse_config *cfg, int dirfd, char *err,
+					  size_t errlen);
 void fuse_server_destroy(struct fuse_server *s);
 
 /* Handle one request.  `in`/`nin`: the request (fuse_in_header + arguments + payload);
