@@ -128,7 +128,7 @@ static void vfs_fini(void)
 	dir[0] = '\0';
 }
 
-TestSuite(virtio_fs, .fini = vfs_fini, .timeout = 60);
+TestSuite(virtio_fs, .fini = vfs_fini);
 
 /* ---- the driver: one ring per queue, every chain one indirect descriptor ---- */
 
