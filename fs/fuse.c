@@ -483,6 +483,8 @@ size_t fuse_handle_async(struct fuse_server *s, const struct iovec *in, int nin,
 
 void fuse_abandon_waiters(struct fuse_server *s)
 {
+	if (!s)
+		return;         /* no session (a reset that could not make one): nothing parked */
 	lockwait_cancel_all(s, true);
 }
 
@@ -645,6 +647,27 @@ static unsigned fd_budget(void)
 struct fuse_server *fuse_server_create(const struct fuse_config *cfg, char *err, size_t errlen)
 {
 	struct fuse_server *s;
+	int fd;
+
+	if (!cfg || !cfg->path || !*cfg->path) {
+		snprintf(err, errlen, "virtio-fs: no shared directory given");
+		return NULL;
+	}
+	fd = open(cfg->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "virtio-fs: %s: %s", cfg->path,
+			 errno == ENOTDIR ? "not a directory" : strerror(errno));
+		return NULL;
+	}
+	s = fuse_server_create_fd(cfg, fd, err, errlen);
+	close(fd);
+	return s;
+}
+
+struct fuse_server *fuse_server_create_fd(const struct fuse_config *cfg, int dirfd, char *err,
+					  size_t errlen)
+{
+	struct fuse_server *s;
 	struct statx stx;
 	struct fs_key key;
 	char name[16], buf[PATH_MAX];
@@ -670,10 +693,11 @@ struct fuse_server *fuse_server_create(const struct fuse_config *cfg, char *err,
 		snprintf(err, errlen, "virtio-fs: out of memory");
 		goto fail;
 	}
-	s->rootfd = open(cfg->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	/* Our own descriptor of the very directory dirfd names: never the path again, which
+	 * may have been renamed or swapped for a symlink since. */
+	s->rootfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
 	if (s->rootfd < 0) {
-		snprintf(err, errlen, "virtio-fs: %s: %s", cfg->path,
-			 errno == ENOTDIR ? "not a directory" : strerror(errno));
+		snprintf(err, errlen, "virtio-fs: %s: %s", cfg->path, strerror(errno));
 		goto fail;
 	}
 	/* O_PATH needs no permission; make sure we can actually list the share. */

@@ -58,6 +58,12 @@ struct fuse_server;
  * hold all of it but a reserve for the VMM (1/8, at least 512 and at most 16384, at most
  * half), ENFILE beyond. */
 struct fuse_server *fuse_server_create(const struct fuse_config *cfg, char *err, size_t errlen);
+/* The same over the directory `dirfd` refers to (O_PATH is enough; the server keeps a dup
+ * of it, the caller keeps dirfd).  cfg->path only names the share in messages: a device
+ * that opens its share once and re-creates servers from that descriptor serves the same
+ * directory for the VM's life, whatever happens to the path. */
+struct fuse_server *fuse_server_create_fd(const struct fuse_config *cfg, int dirfd, char *err,
+					  size_t errlen);
 void fuse_server_destroy(struct fuse_server *s);
 
 /* Handle one request.  `in`/`nin`: the request (fuse_in_header + arguments + payload);

@@ -7,9 +7,11 @@
  * in three runs with it; until that is understood every request goes to the pool.)  The device meets only the core and
  * fs/fuse.h: no transport, no FUSE decoding here. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fs/fuse.h"
 #include "fs/share.h"
@@ -38,7 +40,8 @@ struct vfs {
 	struct vfs_config config;
 	struct fuse_config fuse_cfg;
 	char *path;
-	struct fuse_server *srv;
+	int rootfd;                           /* the share, opened once for the VM's life */
+	struct fuse_server *srv;              /* NULL after a reset that could not make one */
 	unsigned nreq;                        /* request queues */
 	struct virtio_worker workers[VFS_MAX_QUEUES];
 
@@ -47,6 +50,7 @@ struct vfs {
 	pthread_cond_t work, done;
 	struct vfs_job *head, *tail, *free;
 	unsigned inflight, max_inflight, allocated;
+	bool stopping;                        /* reset: queue workers must not wait for a job */
 	unsigned nthreads;
 	pthread_t *threads;
 };
@@ -62,8 +66,12 @@ static void vfs_config_read(struct virtio_dev *d, uint32_t off, void *data, uint
 static struct vfs_job *job_get(struct vfs *fs)
 {
 	pthread_mutex_lock(&fs->lock);
-	while (fs->inflight >= fs->max_inflight)
+	while (fs->inflight >= fs->max_inflight && !fs->stopping)
 		pthread_cond_wait(&fs->done, &fs->lock);
+	if (fs->stopping) {
+		pthread_mutex_unlock(&fs->lock);
+		return NULL;
+	}
 	struct vfs_job *j = fs->free;
 	if (j) {
 		fs->free = j->next;
@@ -151,16 +159,21 @@ static void request_queue(struct virtio_dev *d, uint16_t q)
 	for (;;) {
 		virtq_disable_notify(vq);
 		for (;;) {
+			/* Stopping: however fast the guest refills the ring, leave now. */
+			if (virtio_worker_stopping())
+				return;
 			/* Popped straight into a pool job: a chain is 32 KiB of iovecs, copied
 			 * nowhere on the way to its thread. */
 			struct vfs_job *j = job_get(fs);
 			if (!j)
-				return;   /* out of memory: the kick will be retried on the next one */
+				return;   /* stopping, or out of memory: retried on the next kick */
 			int r = virtq_pop(vq, &j->chain);
 			if (r <= 0) {
 				job_put(fs, j);
 				if (r < 0) {
-					virtio_needs_reset(d, "queue %u: broken ring", q);
+					virtio_needs_reset(d, "queue %u: broken ring (avail index or "
+							   "head out of range, or a head already in "
+							   "flight)", q);
 					return;
 				}
 				break;
@@ -190,9 +203,21 @@ static void hiprio_queue(struct virtio_dev *d, uint16_t q)
 	virtio_queue_process(d, q, hiprio_handle);
 }
 
+/* A server for a new session, over the directory opened at start-up (never the path:
+ * the guest may have swapped it for a symlink meanwhile). */
+static struct fuse_server *vfs_server(struct vfs *fs, char *err, size_t errlen)
+{
+	return fuse_server_create_fd(&fs->fuse_cfg, fs->rootfd, err, errlen);
+}
+
 static void vfs_reset(struct virtio_dev *d)
 {
 	struct vfs *fs = d->priv;
+	/* A queue worker waiting for a free job must not wait for the pool. */
+	pthread_mutex_lock(&fs->lock);
+	fs->stopping = true;
+	pthread_cond_broadcast(&fs->done);
+	pthread_mutex_unlock(&fs->lock);
 	for (unsigned i = 0; i <= fs->nreq; i++)
 		virtio_worker_stop(&fs->workers[i]);
 	/* Parked lock waits end now (and nothing more is parked), so the wait below is for
@@ -202,22 +227,31 @@ static void vfs_reset(struct virtio_dev *d)
 	pthread_mutex_lock(&fs->lock);
 	while (fs->inflight)
 		pthread_cond_wait(&fs->done, &fs->lock);
+	fs->stopping = false;
 	pthread_mutex_unlock(&fs->lock);
-	/* A reset guest starts a new FUSE session (INIT again) with no inodes or handles:
-	 * a fresh server is exactly that state. */
+	/* A reset guest starts a new FUSE session (INIT again) with no inodes or handles.
+	 * The old session goes in every case, so no node id or handle of it outlives the
+	 * reset; if no fresh server can be made (out of fds or memory), the device has none
+	 * and refuses DRIVER_OK until one can be (vfs_activate tries again). */
+	fuse_server_destroy(fs->srv);
 	char err[256];
-	struct fuse_server *srv = fuse_server_create(&fs->fuse_cfg, err, sizeof(err));
-	if (srv) {
-		fuse_server_destroy(fs->srv);
-		fs->srv = srv;
-	} else {
-		virtio_log(d, "cannot reopen the share after reset: %s", err);
-	}
+	fs->srv = vfs_server(fs, err, sizeof(err));
+	if (!fs->srv)
+		virtio_log(d, "cannot start a new session after reset: %s", err);
 }
 
 static int vfs_activate(struct virtio_dev *d)
 {
 	struct vfs *fs = d->priv;
+	if (!fs->srv) {
+		char err[256];
+		fs->srv = vfs_server(fs, err, sizeof(err));
+		if (!fs->srv) {
+			virtio_log(d, "no session: %s", err);
+			return -EIO;
+		}
+	}
+	/* Only queues the driver enabled get a worker (virtio_worker_start skips the rest). */
 	int ret = virtio_worker_start(&fs->workers[0], d, 0, hiprio_queue);
 	for (unsigned i = 1; !ret && i <= fs->nreq; i++)
 		ret = virtio_worker_start(&fs->workers[i], d, i, request_queue);
@@ -225,6 +259,15 @@ static int vfs_activate(struct virtio_dev *d)
 		for (unsigned i = 0; i <= fs->nreq; i++)
 			virtio_worker_stop(&fs->workers[i]);
 	return ret;
+}
+
+unsigned virtio_fs_inflight(struct virtio_dev *d)
+{
+	struct vfs *fs = d->priv;
+	pthread_mutex_lock(&fs->lock);
+	unsigned n = fs->inflight;
+	pthread_mutex_unlock(&fs->lock);
+	return n;
 }
 
 static const struct virtio_dev_ops vfs_ops = {
@@ -241,8 +284,18 @@ static const struct virtio_dev_ops vfs_ops = {
 struct virtio_dev *virtio_fs_create(struct vm *vm, const struct share *sh, char *err, size_t errlen)
 {
 	struct vfs *fs = calloc(1, sizeof(*fs));
+	if (fs)
+		fs->rootfd = -1;
 	if (!fs || !(fs->path = strdup(sh->path))) {
 		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	/* Opened once, here, where the path is the user's word (a symlink the user names is
+	 * followed); from now on the share is this directory, whatever the guest renames. */
+	fs->rootfd = open(sh->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fs->rootfd < 0) {
+		snprintf(err, errlen, "virtio-fs: %s: %s", sh->path,
+			 errno == ENOTDIR ? "not a directory" : strerror(errno));
 		goto fail;
 	}
 	fs->fuse_cfg = sh->fuse;
@@ -260,7 +313,7 @@ struct virtio_dev *virtio_fs_create(struct vm *vm, const struct share *sh, char 
 		}
 		fs->fuse_cfg.dax_size = sh->dax;
 	}
-	fs->srv = fuse_server_create(&fs->fuse_cfg, err, errlen);
+	fs->srv = vfs_server(fs, err, errlen);
 	if (!fs->srv)
 		goto fail;
 	/* tag[36] is not NUL-terminated when all 36 bytes are used (the spec allows it). */
@@ -307,6 +360,8 @@ fail:
 			fuse_server_destroy(fs->srv);
 		free(fs->threads);
 		fuse_dax_window_destroy(fs->fuse_cfg.dax_window, fs->fuse_cfg.dax_size);
+		if (fs->rootfd >= 0)
+			close(fs->rootfd);
 		free(fs->path);
 		free(fs);
 	}

@@ -19,7 +19,8 @@
 int virtio_dev_init(struct virtio_dev *d, struct vm *vm, const struct virtio_dev_ops *ops,
 		    void *priv, uint16_t nqueues, uint16_t max_size)
 {
-	if (nqueues == 0 || nqueues > VIRTIO_MAX_QUEUES || !max_size || (max_size & (max_size - 1)))
+	if (nqueues == 0 || nqueues > VIRTIO_MAX_QUEUES || !max_size || (max_size & (max_size - 1)) ||
+	    max_size > VIRTIO_QUEUE_SIZE_MAX)
 		return -EINVAL;
 	memset(d, 0, sizeof(*d));
 	d->ops = ops;
@@ -89,9 +90,13 @@ static void log_guest(struct virtio_dev *d, const char *fmt, va_list ap)
 	 * must not be able to flood the host's logs. */
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	if (d->last_log && ts.tv_sec - d->last_log < 1)
+	long now = ts.tv_sec ? ts.tv_sec : 1;
+	/* Several threads log: one wins the second. */
+	long last = __atomic_load_n(&d->last_log, __ATOMIC_RELAXED);
+	if ((last && now - last < 1) ||
+	    !__atomic_compare_exchange_n(&d->last_log, &last, now, false, __ATOMIC_RELAXED,
+					 __ATOMIC_RELAXED))
 		return;
-	d->last_log = ts.tv_sec ? ts.tv_sec : 1;
 	char buf[256];
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	vm_log("%s: %s", d->ops->name, buf);
@@ -153,10 +158,12 @@ static int activate(struct virtio_dev *d)
 			continue;
 		if (virtq_init(&q->vq, d->mem, q->size, q->desc, q->driver, q->device, event_idx,
 			       indirect)) {
-			vm_log("%s: queue %d set up outside guest memory or misaligned (size %u)",
-			       d->ops->name, i, q->size);
+			virtio_log(d, "queue %d set up outside guest memory or misaligned (size %u)",
+				   i, q->size);
 			return -EINVAL;
 		}
+		memset(q->inflight, 0, sizeof(q->inflight));
+		q->vq.inflight = q->inflight;
 	}
 	/* Request data may live in the VM's DAX windows: only buffers, never rings, which
 	 * virtq_init already confined to RAM. */
@@ -176,9 +183,9 @@ int virtio_shm_place(struct virtio_dev *d, int i, uint64_t gpa)
 	__atomic_store_n(&shm->w.gpa, 0, __ATOMIC_RELEASE);
 	if (d->vm && d->vm->vm_fd > 0)
 		ret = vm_device_slot(d->vm, &shm->slot, gpa, shm->w.size, shm->w.hva);
-	if (ret)
-		vm_log("%s: cannot map shared memory region %u at 0x%llx: %s", d->ops->name,
-		       shm->id, (unsigned long long)gpa, strerror(-ret));
+	if (ret)   /* the guest moves the BAR: rate-limited */
+		virtio_log(d, "cannot map shared memory region %u at 0x%llx: %s", shm->id,
+			   (unsigned long long)gpa, strerror(-ret));
 	else
 		__atomic_store_n(&shm->w.gpa, gpa, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&d->lock);
@@ -224,6 +231,13 @@ out:
 struct virtio_queue *virtio_queue_get(struct virtio_dev *d, uint32_t idx)
 {
 	return idx < d->nqueues ? &d->q[idx] : NULL;
+}
+
+bool virtio_queue_ready(const struct virtio_dev *d, uint32_t idx)
+{
+	/* enabled cannot change while DRIVER_OK is set, and activate() validated (virtq_init)
+	 * every enabled queue before any worker starts. */
+	return idx < d->nqueues && d->q[idx].enabled && d->q[idx].vq.desc;
 }
 
 struct virtio_queue *virtio_queue_cfg(struct virtio_dev *d, uint32_t idx)
@@ -295,10 +309,18 @@ void virtio_needs_reset(struct virtio_dev *d, const char *fmt, ...)
 /* The chain being processed: 32 KiB of segment arrays, one per worker thread (not on
  * its stack), freed when the worker ends. */
 static __thread struct virtq_chain *tls_chain;
+/* The worker this thread runs, for virtio_worker_stopping(). */
+static __thread struct virtio_worker *tls_worker;
+
+bool virtio_worker_stopping(void)
+{
+	return tls_worker && __atomic_load_n(&tls_worker->stopping, __ATOMIC_ACQUIRE);
+}
 
 static void *worker_main(void *arg)
 {
 	struct virtio_worker *w = arg;
+	tls_worker = w;
 	int kick = w->d->q[w->q].kick_fd;
 	struct pollfd p[2] = { { .fd = kick, .events = POLLIN }, { .fd = w->stop_fd, .events = POLLIN } };
 	/* Buffers made available before DRIVER_OK, without a kick, are seen at once. */
@@ -322,6 +344,8 @@ int virtio_worker_start(struct virtio_worker *w, struct virtio_dev *d, uint16_t 
 			void (*fn)(struct virtio_dev *d, uint16_t q))
 {
 	*w = (struct virtio_worker){ .d = d, .q = q, .fn = fn };
+	if (!virtio_queue_ready(d, q))
+		return 0;               /* left unready by the driver: nothing to serve */
 	w->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (w->stop_fd < 0)
 		return -errno;
@@ -339,6 +363,8 @@ void virtio_worker_stop(struct virtio_worker *w)
 	if (!w->running)
 		return;
 	uint64_t one = 1;
+	/* The flag ends a loop the guest keeps busy; the eventfd wakes a sleeping one. */
+	__atomic_store_n(&w->stopping, true, __ATOMIC_RELEASE);
 	if (write(w->stop_fd, &one, sizeof(one)) < 0) {
 		/* cannot fail on a fresh eventfd */
 	}
@@ -351,16 +377,20 @@ void virtio_queue_process(struct virtio_dev *d, uint16_t qi,
 			  uint32_t (*handle)(struct virtio_dev *d, struct virtq_chain *c))
 {
 	struct virtq *vq = &d->q[qi].vq;
+	if (!virtio_queue_ready(d, qi))
+		return;
 	if (!tls_chain && !(tls_chain = malloc(sizeof(*tls_chain))))
 		return;
 	struct virtq_chain *c = tls_chain;
 	if (virtio_status_read(d) & VIRTIO_STATUS_NEEDS_RESET)
 		return;
-	bool pushed = false;
+	bool pushed = false, stop = false;
 	for (;;) {
 		virtq_disable_notify(vq);
-		int r;
-		while ((r = virtq_pop(vq, c)) == 1) {
+		int r = 0;
+		/* A guest that refills the ring as fast as we drain it must not keep a stopping
+		 * worker here: checked before every chain. */
+		while (!(stop = virtio_worker_stopping()) && (r = virtq_pop(vq, c)) == 1) {
 			uint32_t written = 0;
 			if (c->err == VIRTQ_OK)
 				written = handle(d, c);
@@ -372,8 +402,11 @@ void virtio_queue_process(struct virtio_dev *d, uint16_t qi,
 			pthread_mutex_unlock(&d->q[qi].push_lock);
 			pushed = true;
 		}
+		if (stop)
+			break;
 		if (r < 0) {
-			virtio_needs_reset(d, "queue %u: broken ring (avail index or head out of range)", qi);
+			virtio_needs_reset(d, "queue %u: broken ring (avail index or head out of range, "
+					   "or a head already in flight)", qi);
 			break;
 		}
 		if (!virtq_enable_notify(vq))

@@ -27,6 +27,8 @@
 #define VIRTIO_STATUS_FAILED        128
 
 #define VIRTIO_MAX_QUEUES 64
+/* The largest queue a device may offer (max_size): bounds the in-flight bitmap. */
+#define VIRTIO_QUEUE_SIZE_MAX 1024
 #define VIRTIO_MAX_SHM    4
 #define VIRTIO_NO_VECTOR  0xffff
 
@@ -46,7 +48,10 @@ struct virtio_dev_ops {
 	/* Device config space; the core has checked off + len <= config_size. */
 	void (*config_read)(struct virtio_dev *d, uint32_t off, void *data, uint32_t len);
 	void (*config_write)(struct virtio_dev *d, uint32_t off, const void *data, uint32_t len);
-	/* DRIVER_OK: every enabled queue is validated (q->vq ready).  Start workers. */
+	/* DRIVER_OK: every enabled queue is validated (q->vq ready).  Start workers, for the
+	 * queues the driver enabled only (virtio_worker_start skips the others): a driver
+	 * may leave queues it does not use unready (Linux does with more request queues than
+	 * CPUs), and a device with no usable queue must simply do nothing. */
 	int (*activate)(struct virtio_dev *d);
 	/* Stop and join every worker; afterwards nothing of the device touches the queues
 	 * or guest memory.  Called on guest reset and at teardown, only after activate. */
@@ -76,6 +81,8 @@ struct virtio_queue {
 	struct virtq vq;
 	/* serialises completions (used ring + interrupt decision) from several threads */
 	pthread_mutex_t push_lock;
+	/* heads popped and not yet completed (vq.inflight points here while active) */
+	uint64_t inflight[VIRTIO_QUEUE_SIZE_MAX / 64];
 };
 
 /* A shared-memory region (§2.10): host memory the device owns, shown to the guest at an
@@ -108,7 +115,8 @@ struct virtio_dev {
 	long last_log;                       /* rate limit for guest-caused messages */
 };
 
-/* Device set-up (before a transport attaches): `nqueues` queues of `max_size` each. */
+/* Device set-up (before a transport attaches): `nqueues` queues of `max_size` each
+ * (a power of two, at most VIRTIO_QUEUE_SIZE_MAX). */
 int virtio_dev_init(struct virtio_dev *d, struct vm *vm, const struct virtio_dev_ops *ops,
 		    void *priv, uint16_t nqueues, uint16_t max_size)
 	__attribute__((warn_unused_result));
@@ -136,6 +144,9 @@ void virtio_status_write(struct virtio_dev *d, uint8_t val);
 struct virtio_queue *virtio_queue_cfg(struct virtio_dev *d, uint32_t idx);
 /* For reads: any valid index, any time; NULL if out of range. */
 struct virtio_queue *virtio_queue_get(struct virtio_dev *d, uint32_t idx);
+/* Between activate and reset: did the driver enable queue `idx` (so its rings are
+ * validated and a worker may touch them)?  False for a queue left unready or out of range. */
+bool virtio_queue_ready(const struct virtio_dev *d, uint32_t idx);
 
 /* Device config space with bounds checked (out of range: reads zero, writes dropped). */
 void virtio_config_rw(struct virtio_dev *d, uint32_t off, void *data, uint32_t len, bool is_write);
@@ -154,11 +165,13 @@ void virtio_needs_reset(struct virtio_dev *d, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 /* One log line about guest-caused trouble, rate-limited per device (a hostile guest must
- * not flood the host's logs). */
+ * not flood the host's logs): at most one a second, from any thread.  Every message a
+ * guest can provoke goes through here, never straight to vm_log. */
 void virtio_log(struct virtio_dev *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* A worker thread per queue that sleeps on the queue's kick eventfd and calls `fn` for
- * each notification; the common loop every device uses. */
+ * each notification; the common loop every device uses.  A queue the driver did not
+ * enable gets no thread: virtio_worker_start returns 0 and leaves `running` false. */
 struct virtio_worker {
 	struct virtio_dev *d;
 	uint16_t q;
@@ -166,15 +179,21 @@ struct virtio_worker {
 	int stop_fd;
 	pthread_t thread;
 	bool running;
+	bool stopping;                       /* set by virtio_worker_stop, read by the thread */
 };
 int virtio_worker_start(struct virtio_worker *w, struct virtio_dev *d, uint16_t q,
 			void (*fn)(struct virtio_dev *d, uint16_t q)) __attribute__((warn_unused_result));
+/* Ends and joins the thread.  `fn` must return promptly once virtio_worker_stopping() is
+ * true, however fast the guest refills its ring (virtio_queue_process does). */
 void virtio_worker_stop(struct virtio_worker *w);
+/* On a worker thread: has virtio_worker_stop been called for it?  (False elsewhere.) */
+bool virtio_worker_stopping(void);
 
 /* Drain queue q with `handle` for each chain: disables notifications while it works,
  * re-checks before sleeping, completes bad chains with length 0, marks a broken ring
- * NEEDS_RESET, and signals the driver as EVENT_IDX allows.  `handle` returns the number
- * of bytes it wrote into the chain. */
+ * NEEDS_RESET, and signals the driver as EVENT_IDX allows; returns early when its worker
+ * is being stopped, and at once for a queue that is not ready.  `handle` returns the
+ * number of bytes it wrote into the chain. */
 void virtio_queue_process(struct virtio_dev *d, uint16_t q,
 			  uint32_t (*handle)(struct virtio_dev *d, struct virtq_chain *c));
 

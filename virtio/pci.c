@@ -102,9 +102,10 @@ static void notify_bind(struct virtio_pci *p, uint64_t bar_addr, bool assign)
 		return;
 	for (int q = 0; q < p->d->nqueues; q++) {
 		uint64_t a = bar_addr + NOTIFY_OFF + (uint64_t)q * NOTIFY_MULT;
+		/* The guest moves BAR 0 at will: rate-limited. */
 		if (vm_ioeventfd(p->vm, a, 2, false, -1, p->d->q[q].kick_fd, assign) && assign)
-			vm_log("%s: no ioeventfd for queue %d: notifications take the slow path",
-			       p->d->ops->name, q);
+			virtio_log(p->d, "no ioeventfd for queue %d: notifications take the slow path",
+				   q);
 	}
 }
 

@@ -170,6 +170,11 @@ int virtq_pop(struct virtq *q, struct virtq_chain *c)
 	uint16_t head = *u16_at(q->avail, AVAIL_RING + 2u * (q->last_avail & (q->size - 1)));
 	if (head >= q->size)
 		return -EIO;
+	if (q->inflight) {
+		uint64_t bit = 1ULL << (head % 64);
+		if (__atomic_fetch_or(&q->inflight[head / 64], bit, __ATOMIC_ACQ_REL) & bit)
+			return -EIO;
+	}
 
 	/* From here the slot is consumed even if the chain is bad: its head is valid, so the
 	 * request can be completed (with length 0) on its own and the queue keeps going. */
@@ -188,6 +193,10 @@ int virtq_pop(struct virtq *q, struct virtq_chain *c)
 void virtq_push(struct virtq *q, uint16_t head, uint32_t written)
 {
 	volatile uint8_t *e = q->used + USED_RING + USED_ELEM * (q->used_idx & (q->size - 1));
+	/* Cleared before the driver can see the head in the used ring (the idx store below
+	 * is a release): a driver that reuses it at once is not mistaken for a duplicate. */
+	if (q->inflight && head < q->size)
+		__atomic_fetch_and(&q->inflight[head / 64], ~(1ULL << (head % 64)), __ATOMIC_RELEASE);
 	*(volatile uint32_t *)e = head;
 	*(volatile uint32_t *)(e + 4) = written;
 	q->used_idx++;

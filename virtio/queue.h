@@ -48,6 +48,12 @@ struct virtq {
 	 * the device must then never memcpy such a segment (see struct gmem_window).  Set by
 	 * the caller after virtq_init. */
 	bool data_windows;
+	/* Heads popped and not yet pushed, `size` bits, or NULL (not tracked).  Set (zeroed) by
+	 * the caller after virtq_init.  With it, a head the driver makes available again while
+	 * the device still works on it is a broken ring: two threads would write the same
+	 * buffers and the used ring would get the head twice.  Bits are set by virtq_pop and
+	 * cleared by virtq_push (atomically: the two may run on different threads). */
+	uint64_t *inflight;
 	/* host views of the three areas, validated once by virtq_init */
 	volatile uint8_t *desc, *avail, *used;
 	/* device-private state: never read back from guest memory */
@@ -67,8 +73,9 @@ int virtq_init(struct virtq *q, const struct gmem *mem, uint16_t size, uint64_t 
 /* Take the next available chain.  Returns 1 with *c filled (check c->err: a bad chain must
  * be completed with virtq_push(q, c->head, 0) and nothing else done with it), 0 when the
  * ring is empty, or -EIO when the ring itself is broken (avail->idx ran ahead of
- * last_avail by more than the queue size, or a head index >= size): the device must stop
- * using the queue and signal NEEDS_RESET. */
+ * last_avail by more than the queue size, a head index >= size, or, when `inflight` is
+ * tracked, a head still in flight): the device must stop using the queue and signal
+ * NEEDS_RESET. */
 int virtq_pop(struct virtq *q, struct virtq_chain *c);
 
 /* Return a chain to the driver with `written` bytes written into its writable part. */

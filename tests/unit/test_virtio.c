@@ -9,6 +9,7 @@
 #include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -44,7 +45,7 @@
 
 /* ---- the fake device: counters, an 8-byte config space, an optional worker ---- */
 
-enum fake_mode { FAKE_PLAIN, FAKE_BLOCKING, FAKE_BREAKS };
+enum fake_mode { FAKE_PLAIN, FAKE_BLOCKING, FAKE_BREAKS, FAKE_REFILL };
 static struct {
 	int activates, resets, activate_ret, cfg_writes;
 	uint8_t cfg[8];
@@ -76,12 +77,15 @@ static void fake_breaks(struct virtio_dev *d, uint16_t q)
 	}
 }
 
+static void fake_refill(struct virtio_dev *d, uint16_t q);
+
 static int fake_activate(struct virtio_dev *d)
 {
 	fk.activates++;
 	if (fk.activate_ret || fk.mode == FAKE_PLAIN)
 		return fk.activate_ret;
-	int r = virtio_worker_start(&fk.w, d, 0, fk.mode == FAKE_BLOCKING ? fake_block : fake_breaks);
+	int r = virtio_worker_start(&fk.w, d, 0, fk.mode == FAKE_BLOCKING ? fake_block :
+					      fk.mode == FAKE_REFILL ? fake_refill : fake_breaks);
 	/* FAKE_BREAKS pins the interleaving where the new worker beats the vCPU. */
 	if (!r && fk.mode == FAKE_BREAKS && !WAIT(LOAD(fk.flagged)))
 		return -ETIMEDOUT;
@@ -166,6 +170,18 @@ static void negotiate(uint64_t feat)
 	virtio_driver_features_write(D, 0, (uint32_t)feat);
 	virtio_driver_features_write(D, 1, (uint32_t)(feat >> 32));
 	virtio_status_write(D, ACK | DRV | FOK);
+}
+
+/* Queue 0 made ready (a valid 4-entry ring in RAM): workers run only on ready queues. */
+static void ready_queue0(void)
+{
+	struct virtio_queue *q = virtio_queue_cfg(D, 0);
+	cr_assert_not_null(q);
+	q->size = 4;
+	q->desc = 0x1000;
+	q->driver = 0x2000;
+	q->device = 0x3000;
+	q->enabled = true;
 }
 
 /* ---- status state machine and features, straight through the core ---- */
@@ -271,6 +287,7 @@ Test(virtio_status, reset_waits_for_in_flight_request)
 {
 	fk.mode = FAKE_BLOCKING;
 	negotiate(V1);
+	ready_queue0();
 	STATUS(ACK | DRV | FOK | DOK, ACK | DRV | FOK | DOK);
 	cr_assert(WAIT(LOAD(fk.blocked)), "worker never ran");
 	pthread_t t;
@@ -315,6 +332,7 @@ Test(virtio_status, needs_reset_from_worker_during_activation_kept)
 {
 	fk.mode = FAKE_BREAKS;
 	negotiate(V1);
+	ready_queue0();
 	virtio_status_write(D, ACK | DRV | FOK | DOK);
 	cr_assert_eq(fk.sig[VIRTIO_IRQ_CONFIG], 1);
 	cr_assert_eq(virtio_status_read(D), ACK | DRV | FOK | DOK | NRS, "NEEDS_RESET lost: %#x",
@@ -529,6 +547,72 @@ Test(virtio_mmio, queue_num_not_power_of_two_refused) { activation_refused(3, 0x
 Test(virtio_mmio, queue_num_zero_refused) { activation_refused(0, 0x1000, 0x2000, 0x3000); }
 Test(virtio_mmio, desc_outside_ram_refused) { activation_refused(4, (16 << 20) - 16, 0x2000, 0x3000); }
 Test(virtio_mmio, used_outside_ram_refused) { activation_refused(4, 0x1000, 0x2000, 1ULL << 40); }
+
+/* Lines written to stderr (where vm_log goes) while `fn` runs. */
+static int stderr_lines(void (*fn)(void))
+{
+	char path[] = "/tmp/minivmm-log-XXXXXX";
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	unlink(path);
+	fflush(stderr);
+	int saved = dup(STDERR_FILENO);
+	cr_assert_geq(saved, 0);
+	cr_assert_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+	fn();
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	char buf[65536];
+	ssize_t n = pread(fd, buf, sizeof(buf), 0);
+	close(fd);
+	int lines = 0;
+	for (ssize_t i = 0; i < n; i++)
+		lines += buf[i] == '\n';
+	return lines;
+}
+
+static void refused_500(void)
+{
+	for (int i = 0; i < 500; i++) {
+		mmio_negotiate(V1);
+		mmio_queue(1, 4, (16 << 20) - 16, 0x2000, 0x3000);   /* desc outside RAM */
+		wr(R_STATUS, ACK | DRV | FOK | DOK);
+		wr(R_STATUS, 0);
+	}
+}
+
+/* A guest that fails activation in a loop must not flood the host's log: the line is
+ * rate-limited like every guest-caused message (it once gave 500 lines for 500 tries). */
+Test(virtio_mmio, failed_activations_log_rate_limited)
+{
+	int n = stderr_lines(refused_500);
+	cr_assert_geq(n, 1, "nothing logged");
+	cr_assert_leq(n, 3, "%d lines for 500 failed activations", n);
+}
+
+static void shm_place_500(void)
+{
+	for (int i = 0; i < 500; i++)
+		(void)virtio_shm_place(D, 0, 0x8000000000ULL + ((uint64_t)(i % 8) << 21));
+}
+
+/* The guest moves a shared-memory BAR as often as it likes; each failed placement must not
+ * cost a log line. */
+Test(virtio_mmio, failed_shm_placements_log_rate_limited)
+{
+	static uint8_t region[4096];
+	dev.nshm = 1;
+	dev.shm[0] = (struct virtio_shm){ .id = 0, .w = { .size = sizeof(region), .hva = region },
+					  .slot = -1 };
+	vm.vm_fd = eventfd(0, EFD_CLOEXEC);            /* not KVM: every ioctl fails */
+	cr_assert_gt(vm.vm_fd, 0);
+	int n = stderr_lines(shm_place_500);
+	close(vm.vm_fd);
+	vm.vm_fd = 0;
+	cr_assert_geq(n, 1, "nothing logged");
+	cr_assert_leq(n, 3, "%d lines for 500 failed placements", n);
+}
 
 /* ---- virtio-pci ---- */
 
@@ -840,6 +924,99 @@ Test(virtio_rng, broken_ring_needs_reset_then_reset_joins_worker)
 	cr_assert_eq(read(D->q[0].kick_fd, &n, sizeof(n)), sizeof(n), "worker alive after reset");
 	rng_start();                           /* and the device works again after reset */
 	cr_assert_eq(rng_request(filled_buf(32)), 32);
+}
+
+/* DRIVER_OK with the queue never made ready: the device does nothing (its worker once
+ * ran on zeroed rings and crashed), and works after a reset. */
+Test(virtio_rng, unready_queue_is_inert)
+{
+	mmio_negotiate(V1);
+	MSTATUS(ACK | DRV | FOK | DOK, ACK | DRV | FOK | DOK);
+	wr(R_NOTIFY, 0);
+	usleep(50000);
+	cr_assert_eq(rd(R_STATUS), ACK | DRV | FOK | DOK);
+	MSTATUS(0, 0);
+	rng_start();
+	cr_assert_eq(rng_request(filled_buf(16)), 16);
+}
+
+/* ---- a worker's stop against a guest that never lets the ring run empty ---- */
+
+/* Each chain handled makes the other of two chains available again: the device never sees
+ * an empty ring, as with a guest refilling as fast as the device drains. */
+static uint32_t refill_handle(struct virtio_dev *d, struct virtq_chain *c)
+{
+	__atomic_add_fetch(&fk.runs, 1, __ATOMIC_SEQ_CST);
+	mock_publish(&mk, (uint16_t)(c->head ^ 1));
+	return 0;
+}
+
+static void fake_refill(struct virtio_dev *d, uint16_t q)
+{
+	virtio_queue_process(d, q, refill_handle);
+}
+
+static void worker_init(void)
+{
+	memset(&vm, 0, sizeof(vm));
+	memset(&fk, 0, sizeof(fk));
+	mock_setup(&mk);
+	vm.mem = mk.m;
+	cr_assert_eq(virtio_dev_init(&dev, &vm, &fake_ops, &fk, NQ, QMAX), 0);
+	dev.tops = &fake_tops;
+	D = &dev;
+}
+
+/* A reset stuck joining a worker (the bug under test) holds d->lock: the fixture must not
+ * wait for it too, or a failing test hangs instead of failing. */
+static bool reset_stuck;
+
+static void worker_fini(void)
+{
+	if (LOAD(reset_stuck))
+		return;
+	dev_down();
+	mock_teardown(&mk);
+}
+
+TestSuite(virtio_worker, .init = worker_init, .fini = worker_fini);
+
+static void *reset_main(void *arg)
+{
+	virtio_status_write(D, 0);
+	__atomic_store_n((bool *)arg, true, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+Test(virtio_worker, stop_while_the_ring_never_empties)
+{
+	fk.mode = FAKE_REFILL;
+	negotiate(V1);
+	mock_queue(&mk, &scratch, QMAX, false, false);
+	struct virtio_queue *q = virtio_queue_cfg(D, 0);
+	q->size = QMAX;
+	q->desc = MOCK_DESC_GPA;
+	q->driver = MOCK_AVAIL_GPA;
+	q->device = MOCK_USED_GPA;
+	q->enabled = true;
+	struct mseg s = mock_buf(&mk, 8, false);
+	mock_desc(&mk, 0, s.addr, s.len, 0, 0);
+	mock_desc(&mk, 1, s.addr, s.len, 0, 0);
+	STATUS(ACK | DRV | FOK | DOK, ACK | DRV | FOK | DOK);
+	mock_publish(&mk, 0);
+	virtio_queue_kick(D, 0);
+	cr_assert(WAIT(LOAD(fk.runs) > 1000), "the worker is not running");
+	bool done = false;
+	pthread_t t;
+	STORE(reset_stuck, true);
+	cr_assert_eq(pthread_create(&t, NULL, reset_main, &done), 0);
+	cr_assert(WAIT(LOAD(done)), "reset still joining the worker after 2 s (%d chains)",
+		  LOAD(fk.runs));
+	pthread_join(t, NULL);
+	STORE(reset_stuck, false);
+	int runs = LOAD(fk.runs);
+	usleep(20000);
+	cr_assert_eq(LOAD(fk.runs), runs, "the worker runs on after reset");
 }
 
 /* Each worker mallocs a ~32 KiB chain buffer; it must go with the worker, or a guest that

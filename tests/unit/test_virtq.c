@@ -526,6 +526,30 @@ Test(virtq_ring, head_out_of_range)
 	cr_assert_eq(pop_err(7), VIRTQ_OK);
 }
 
+/* A head made available again while the device still works on it (popped, not pushed) is a
+ * broken ring when heads in flight are tracked; once pushed, the driver may reuse it. */
+Test(virtq_ring, head_in_flight_twice)
+{
+	static uint64_t busy[1];
+	mock_queue(&mk, &q, 8, false, false);
+	q.inflight = busy;
+	struct mseg s = mock_buf(&mk, 4, false);
+	mock_desc(&mk, 3, s.addr, 4, 0, 0);
+	mock_desc(&mk, 5, s.addr, 4, 0, 0);
+	mock_publish(&mk, 3);
+	mock_publish(&mk, 5);
+	mock_publish(&mk, 3);                  /* 3 again, still in flight */
+	cr_assert_eq(pop_err(3), VIRTQ_OK);
+	cr_assert_eq(pop_err(5), VIRTQ_OK);
+	cr_assert_eq(virtq_pop(&q, &c), -EIO, "head 3 popped twice while in flight");
+	/* Completed, then made available again: fine. */
+	virtq_push(&q, 3, 0);                  /* the refused slot is still next */
+	cr_assert_eq(pop_err(3), VIRTQ_OK);
+	virtq_push(&q, 5, 0);
+	virtq_push(&q, 3, 0);
+	cr_assert_eq(busy[0], 0, "every pushed head cleared");
+}
+
 /* Avail and used slots are taken modulo the queue size, not the 16-bit index. */
 Test(virtq_ring, slots_cycle_through_small_ring)
 {
