@@ -4,6 +4,7 @@
  * hardware, every boot; unpacking it once on the host, caching the result and entering the
  * ELF at startup_64 (as Firecracker does with a vmlinux) skips that.  KASLR, which only the
  * decompressor applies, is then not applied. */
+#include <dirent.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -168,6 +169,8 @@ static int cache_read(const char *path, struct vmlinux *out)
 	/* POPULATE: vmlinux_load reads all of it right away; faulting it in as one batch is
 	 * cheaper than page by page. */
 	void *p = mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+	/* Used now: the newest entries are the ones pruning keeps. */
+	futimens(fd, NULL);
 	close(fd);
 	if (p == MAP_FAILED)
 		return -errno;
@@ -177,6 +180,69 @@ static int cache_read(const char *path, struct vmlinux *out)
 	}
 	*out = (struct vmlinux){ .elf = p, .size = st.st_size, .mapped = true };
 	return 0;
+}
+
+/* Our entries: 16 hex digits, '-', a length, ".elf". */
+static bool cache_name(const char *n)
+{
+	size_t len = strlen(n);
+	if (len < 22 || strcmp(n + len - 4, ".elf") || n[16] != '-')
+		return false;
+	for (int i = 0; i < 16; i++)
+		if (!strchr("0123456789abcdef", n[i]))
+			return false;
+	for (size_t i = 17; i < len - 4; i++)
+		if (n[i] < '0' || n[i] > '9')
+			return false;
+	return true;
+}
+
+struct cache_ent {
+	char name[64];
+	struct timespec mtime;
+};
+
+static int cache_ent_newer(const void *a, const void *b)
+{
+	const struct timespec *x = &((const struct cache_ent *)a)->mtime;
+	const struct timespec *y = &((const struct cache_ent *)b)->mtime;
+	if (x->tv_sec != y->tv_sec)
+		return x->tv_sec > y->tv_sec ? -1 : 1;
+	return x->tv_nsec > y->tv_nsec ? -1 : x->tv_nsec < y->tv_nsec;
+}
+
+int vmlinux_cache_prune(const char *dir, unsigned keep)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return -errno;
+	struct cache_ent *e = NULL;
+	size_t n = 0, cap = 0;
+	int ret = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		struct stat st;
+		if (!cache_name(de->d_name) || strlen(de->d_name) >= sizeof(e->name) ||
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
+			continue;
+		if (n == cap) {
+			struct cache_ent *g = realloc(e, (cap = cap ? 2 * cap : 16) * sizeof(*e));
+			if (!g) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			e = g;
+		}
+		snprintf(e[n].name, sizeof(e[n].name), "%s", de->d_name);
+		e[n++].mtime = st.st_mtim;
+	}
+	qsort(e, n, sizeof(*e), cache_ent_newer);
+	for (size_t i = keep; i < n; i++)
+		unlinkat(dirfd(d), e[i].name, 0);
+out:
+	free(e);
+	closedir(d);
+	return ret;
 }
 
 static int mkdir_p(const char *dir)
@@ -221,6 +287,8 @@ static void cache_write(const char *dir, const char *path, const struct vmlinux 
 	bool ok = done == v->size && !fsync(fd);
 	if (close(fd) || !ok || rename(tmp, path))
 		unlink(tmp);
+	else
+		vmlinux_cache_prune(dir, VMLINUX_CACHE_KEEP);
 }
 
 int vmlinux_get(const uint8_t *bz, size_t bz_size, const char *cache_dir, bool progress,

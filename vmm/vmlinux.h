@@ -52,4 +52,12 @@ int vmlinux_load(struct gmem *m, const struct vmlinux *v, uint64_t *entry, uint6
  * path) or ~/.cache/minivmm/kernels; NULL if neither is usable.  Returns a static buffer. */
 const char *vmlinux_cache_dir(void);
 
+/* How many unpacked kernels the cache keeps: the most recently used (a hit refreshes an
+ * entry's time); older ones go whenever a new one is written. */
+#define VMLINUX_CACHE_KEEP 4
+
+/* Delete all but the `keep` most recently used entries of the cache in `dir` (files not
+ * named like ours are left alone).  0, or -errno if the directory cannot be read. */
+int vmlinux_cache_prune(const char *dir, unsigned keep);
+
 #endif

@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <glob.h>
 #include <lzma.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <asm/bootparam.h>
 
@@ -549,4 +551,36 @@ Test(vmlinux, cache_dir_none)
 	unsetenv("XDG_CACHE_HOME");
 	unsetenv("HOME");
 	cr_assert_null(vmlinux_cache_dir());
+}
+
+/* The cache keeps the most recently used entries and never touches files not its own. */
+Test(vmlinux, cache_pruned_to_the_newest)
+{
+	char *cache = scratch_dir();
+	char *names[6];
+	for (int i = 0; i < 6; i++) {
+		char n[64];
+		snprintf(n, sizeof(n), "%016x-%d.elf", 0xabc0 + i, 1000 + i);
+		names[i] = path_join(cache, n);
+		FILE *f = fopen(names[i], "wb");
+		cr_assert(f);
+		fclose(f);
+		/* Entry i was last used i hours ago. */
+		struct timespec t[2] = { { time(NULL) - 3600 * i, 0 }, { time(NULL) - 3600 * i, 0 } };
+		cr_assert_eq(utimensat(AT_FDCWD, names[i], t, 0), 0);
+	}
+	char *other = path_join(cache, "notes.txt");
+	FILE *f = fopen(other, "wb");
+	cr_assert(f);
+	fclose(f);
+	cr_assert_eq(vmlinux_cache_prune(cache, 4), 0);
+	for (int i = 0; i < 6; i++) {
+		cr_assert_eq(access(names[i], F_OK) == 0, i < 4, "entry %d (used %d h ago) %s", i, i,
+			     i < 4 ? "pruned" : "kept");
+		free(names[i]);
+	}
+	cr_assert_eq(access(other, F_OK), 0, "a file not of the cache was removed");
+	cr_assert_eq(vmlinux_cache_prune("/nonexistent/minivmm", 4), -ENOENT);
+	free(other);
+	scratch_free(cache);
 }
