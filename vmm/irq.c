@@ -185,7 +185,7 @@ int irq_msi_route(struct vm *vm, int gsi, uint64_t addr, uint32_t data)
 	e->u.msi.data = data;
 	ret = irq_commit(vm, r);
 	if (ret) {
-		vm_log("KVM_SET_GSI_ROUTING (MSI GSI %d) failed: %s", gsi, strerror(-ret));
+		VM_LOG_LIMITED("KVM_SET_GSI_ROUTING (MSI GSI %d) failed: %s", gsi, strerror(-ret));
 		/* KVM kept the old table: make ours match it again. */
 		if (added)
 			r->table->nr--;
@@ -209,7 +209,7 @@ void irq_msi_fire(struct vm *vm, int gsi)
 	/* EAGAIN: the counter is saturated, so an injection is already pending; MSIs are
 	 * edges, and one pending edge is all the guest can see anyway. */
 	if (write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		vm_log("irqfd write for GSI %d failed: %s", gsi, strerror(errno));
+		VM_LOG_LIMITED("irqfd write for GSI %d failed: %s", gsi, strerror(errno));
 }
 
 static int ops_msi_alloc(void *ctx)

@@ -37,6 +37,34 @@ void vm_log(const char *fmt, ...)
 	(void)w;
 }
 
+void vm_log_limited(struct vm_ratelimit *rl, const char *fmt, ...)
+{
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&mu);
+	bool say = now.tv_sec != rl->last_sec;
+	unsigned dropped = rl->dropped;
+	if (say) {
+		rl->last_sec = now.tv_sec;
+		rl->dropped = 0;
+	} else {
+		rl->dropped++;
+	}
+	pthread_mutex_unlock(&mu);
+	if (!say)
+		return;
+	char buf[448];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (dropped)
+		vm_log("%s (%u similar lines dropped)", buf, dropped);
+	else
+		vm_log("%s", buf);
+}
+
 static struct kvm_cpuid2 *get_supported_cpuid(int kvm_fd)
 {
 	for (int nent = 64; nent <= 4096; nent *= 2) {

@@ -98,4 +98,18 @@ void cpuid_no_async_pf(struct kvm_cpuid2 *c);
 /* One line on stderr, "minivmm: ...".  For start-up errors and guest-caused events. */
 void vm_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* For lines a guest can provoke at will: at most one a second per call site (a burst
+ * costs one line, and the next line says how many were dropped).  `last` is the call
+ * site's own state, zero-initialised. */
+struct vm_ratelimit {
+	int64_t last_sec;
+	unsigned dropped;
+};
+void vm_log_limited(struct vm_ratelimit *rl, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+#define VM_LOG_LIMITED(...) do { \
+		static struct vm_ratelimit rl_; \
+		vm_log_limited(&rl_, __VA_ARGS__); \
+	} while (0)
+
 #endif

@@ -2,9 +2,12 @@
  * sees when nobody claims it. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "vmm/bus.h"
+#include "vmm/vm.h"
 
 /* A device that records its last access and answers reads with 0x11, 0x22, ... */
 struct rec {
@@ -143,4 +146,29 @@ Test(bus, table_full)
 		cr_assert_eq(bus_register(&b, 0x10000 + 16 * i, 16, rec_io, &x, "n"), 0);
 	cr_assert_eq(bus_register(&b, 0x90000, 16, rec_io, &x, "one too many"), -ENOSPC);
 	cr_assert_eq(b.n, BUS_MAX_RANGES);
+}
+
+/* A guest-provoked line repeated 500 times in a burst: one line, not 500. */
+Test(vm_log, limited_lines_per_call_site)
+{
+	char path[] = "/tmp/minivmm-log.XXXXXX";
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	int saved = dup(STDERR_FILENO);
+	dup2(fd, STDERR_FILENO);
+	for (int i = 0; i < 500; i++)
+		VM_LOG_LIMITED("guest did thing %d", i);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	char buf[4096] = "";
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	close(fd);
+	unlink(path);
+	cr_assert_gt(n, 0);
+	int lines = 0;
+	for (ssize_t i = 0; i < n; i++)
+		lines += buf[i] == '\n';
+	/* The burst may straddle one second boundary: two lines at most. */
+	cr_assert(lines >= 1 && lines <= 2, "%d lines: %s", lines, buf);
+	cr_assert(strstr(buf, "guest did thing 0"), "%s", buf);
 }
