@@ -116,14 +116,15 @@ static int ns_setup(const struct share *sh, int n, char *err, size_t errlen)
 {
 	int trees[MACHINE_MAX_VIRTIO], i, made = 0;
 	char p[64];
+	/* Root without CAP_SYS_ADMIN (a container) cannot: carry on with the filters. */
 	if (unshare(CLONE_NEWNS) < 0) {
 		snprintf(err, errlen, "unshare(CLONE_NEWNS): %s", strerror(errno));
-		return -1;
+		return 1;
 	}
 	/* Nothing we mount leaves; the host's later mounts still reach the shares. */
 	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0) {
 		snprintf(err, errlen, "making / a slave mount: %s", strerror(errno));
-		return -1;
+		return 1;
 	}
 	for (i = 0; i < n; i++) {
 		trees[i] = (int)syscall(SYS_open_tree, AT_FDCWD, sh[i].path,

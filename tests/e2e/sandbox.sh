@@ -74,7 +74,7 @@ pid=$!
 if wait_ready; then
 	ok "sandboxed guest came up and ran the workload"
 	modes=$(seccomp_modes)
-	expect_match "every thread has a seccomp filter" '^[0-9]+ threads, seccomp modes:2 $' "$modes"
+	expect_match "every thread has a seccomp filter" '^[0-9]+ threads, seccomp modes: 2 $' "$modes"
 	nthreads=${modes%% *}
 	# main, spawner, 2 vCPUs, serial input, virtio-fs pool (4) and queue workers (2), rng.
 	[ "$nthreads" -ge 10 ] && ok "all threads counted ($nthreads)" ||
@@ -110,7 +110,7 @@ timeout 600 "$M" --sandbox none --kernel "$K" --initrd "$G" --share "tag=t,path=
 	-- sh -c "$guest_wait" >"$base/out" 2>"$base/err" </dev/null &
 pid=$!
 if wait_ready; then
-	expect_match "--sandbox none: no filter" '^[0-9]+ threads, seccomp modes:0 $' "$(seccomp_modes)"
+	expect_match "--sandbox none: no filter" '^[0-9]+ threads, seccomp modes: 0 $' "$(seccomp_modes)"
 	expect_eq "--sandbox none: host mount namespace" "$(readlink /proc/self/ns/mnt)" \
 		"$(readlink /proc/"$vm"/ns/mnt)"
 else
