@@ -16,6 +16,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "fs/fuse.h"
+#include "fs/share.h"
 #include "vmm/sandbox.h"
 #include "vmm/seccomp_policy.h"
 #include "vmm/thread.h"
@@ -44,7 +46,8 @@ Test(sandbox, spawner_covers_every_role)
 	cr_assert_lt(seccomp_policy_count(THREAD_MAIN), seccomp_policy_count(THREAD_FS));
 }
 
-enum probe { P_PTRACE, P_SOCKET, P_OPEN, P_UNLINK, P_IOCTL, P_EXEC_MAP, P_FS_WORK, P_SPAWN_FS };
+enum probe { P_PTRACE, P_SOCKET, P_OPEN, P_UNLINK, P_IOCTL, P_EXEC_MAP, P_FS_WORK, P_SPAWN_FS,
+	      P_FS_RESET };
 
 static long probe_run(enum probe p)
 {
@@ -65,6 +68,20 @@ static long probe_run(enum probe p)
 			return -1;
 		fgetxattr(fd, "user.x", v, sizeof(v));
 		close(fd);
+		return 0;
+	}
+	case P_FS_RESET: {
+		/* A virtio-fs device reset, on the vCPU thread that wrote the status: a fresh
+		 * FUSE server on the share, the old one destroyed. */
+		struct share sh;
+		char err[256];
+		if (share_init(&sh, "t", "/tmp", false))
+			return -1;
+		struct fuse_server *srv = fuse_server_create(&sh.fuse, err, sizeof(err));
+		if (!srv)
+			return -1;
+		fuse_server_destroy(srv);
+		share_free(&sh);
 		return 0;
 	}
 	default: return -1;
@@ -167,6 +184,8 @@ Test(sandbox, allowed_work_passes)
 {
 	char out[512];
 	int st = run_confined(THREAD_FS, P_FS_WORK, out, sizeof(out));
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x, stderr '%s'", st, out);
+	st = run_confined(THREAD_VCPU, P_FS_RESET, out, sizeof(out));
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x, stderr '%s'", st, out);
 	st = run_confined(THREAD_STDIO, P_SPAWN_FS, out, sizeof(out));
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x, stderr '%s'", st, out);
