@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "devices/serial.h"
+#include "vmm/thread.h"
 
 enum { RBR_THR, IER, IIR_FCR, LCR, MCR, LSR, MSR, SCR };	/* register offsets */
 
@@ -388,7 +389,7 @@ int serial_input_start_esc(struct serial *s, int in_fd, bool escape, void (*quit
 	 * VMM's vCPU kicks) are delivered to the threads that expect them. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	err = -pthread_create(&s->thread, NULL, serial_input_thread, s);
+	err = -thread_start(THREAD_STDIO, "serial-in", serial_input_thread, s, &s->thread);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err)
 		goto err_close;

@@ -28,9 +28,9 @@
 #include <unistd.h>
 
 #include "fs/internal.h"
+#include "vmm/thread.h"
 
 #define LW_SIGNAL       (SIGRTMIN + 5)
-#define LW_STACK        (256u << 10)
 #define LW_RETRY_NS     (1000 * 1000)
 #define LW_INTR_TRIES   200     /* an INTERRUPT re-signals for at most ~200 ms */
 #define LW_EARLY        (sizeof(((struct fuse_server *)0)->lw_early) / sizeof(uint64_t))
@@ -115,9 +115,13 @@ static void *lw_main(void *arg)
 	size_t n;
 	int ret;
 
+	/* Every signal blocked but LW_SIGNAL (and SIGSYS, which the sandbox's handler needs). */
+	sigfillset(&set);
+	sigdelset(&set, LW_SIGNAL);
+	sigdelset(&set, SIGSYS);
+	pthread_sigmask(SIG_SETMASK, &set, NULL);
 	sigemptyset(&set);
 	sigaddset(&set, LW_SIGNAL);
-	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	for (;;) {
 		if (atomic_load(&w->cancel) != LW_WAIT) {
 			ret = -EINTR;
@@ -154,7 +158,6 @@ int lockwait_park(struct fuse_req *r, int fd, int how, const struct flock *fl)
 {
 	struct fuse_server *s = r->s;
 	struct fs_waiter *w;
-	pthread_attr_t attr;
 	sigset_t all, old;
 	int ret;
 
@@ -185,14 +188,13 @@ int lockwait_park(struct fuse_req *r, int fd, int how, const struct flock *fl)
 			goto fail;
 		}
 	}
-	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, LW_STACK);
-	/* The thread starts with every signal blocked and unblocks only LW_SIGNAL. */
+	/* Through the thread helper (its role's filter; a confined pool thread may not clone
+	 * itself).  lw_main sets its own signal mask: under the sandbox the spawner, not this
+	 * thread, is the one whose mask it would inherit. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	ret = -pthread_create(&w->thread, &attr, lw_main, w);
+	ret = -thread_start(THREAD_LOCK, "vfs-lock", lw_main, w, &w->thread);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_attr_destroy(&attr);
 	if (ret) {
 		ret = -ENOLCK;
 		goto fail;

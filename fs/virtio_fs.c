@@ -17,6 +17,7 @@
 #include "fs/share.h"
 #include "fs/virtio_fs.h"
 #include "virtio/core.h"
+#include "vmm/thread.h"
 #include "vmm/vm.h"
 
 #define VFS_DEVICE_ID   26
@@ -346,7 +347,7 @@ struct virtio_dev *virtio_fs_create(struct vm *vm, const struct share *sh, char 
 		goto fail;
 	}
 	for (unsigned i = 0; i < fs->nthreads; i++) {
-		if (pthread_create(&fs->threads[i], NULL, pool_main, fs)) {
+		if (thread_start(THREAD_FS, "vfs-pool", pool_main, fs, &fs->threads[i])) {
 			/* Threads already started wait on fs: leave it allocated.  This is a
 			 * start-up failure; the VMM exits on it. */
 			snprintf(err, errlen, "cannot start worker threads");

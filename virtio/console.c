@@ -34,6 +34,7 @@
 
 #include "virtio/console.h"
 #include "virtio/core.h"
+#include "vmm/thread.h"
 #include "vmm/vm.h"
 
 #define CONSOLE_F_MULTIPORT 1
@@ -505,7 +506,7 @@ static int console_activate(struct virtio_dev *d)
 	if (!ret && c->multiport && d->q[CTRL_TXQ].enabled)
 		ret = virtio_worker_start(&c->w[W_CTRL_TX], d, CTRL_TXQ, ctl_tx_process);
 	if (!ret && feed_stdin) {
-		ret = -pthread_create(&c->stdin_thread, NULL, stdin_main, c);
+		ret = -thread_start(THREAD_STDIO, "con-stdin", stdin_main, c, &c->stdin_thread);
 		c->stdin_running = !ret;
 	}
 	if (ret)

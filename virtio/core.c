@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "virtio/core.h"
+#include "vmm/thread.h"
 #include "vmm/vm.h"
 
 #define CORE_FEATURES ((1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_F_RING_EVENT_IDX) | \
@@ -349,7 +350,7 @@ int virtio_worker_start(struct virtio_worker *w, struct virtio_dev *d, uint16_t 
 	w->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (w->stop_fd < 0)
 		return -errno;
-	int ret = pthread_create(&w->thread, NULL, worker_main, w);
+	int ret = thread_start(THREAD_QUEUE, "virtq", worker_main, w, &w->thread);
 	if (ret) {
 		close(w->stop_fd);
 		return -ret;

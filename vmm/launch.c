@@ -22,6 +22,8 @@
 #include "virtio/console.h"
 #include "virtio/rng.h"
 #include "vmm/launch.h"
+#include "vmm/sandbox.h"
+#include "vmm/thread.h"
 #include "vmm/vm.h"
 
 #define QUIT_STATUS 130  /* Ctrl-A x: like an interrupted command */
@@ -116,7 +118,7 @@ static void epipe_watch_start(struct vm *vm, int fd)
 	static struct epipe_watch w;
 	w = (struct epipe_watch){ .vm = vm, .fd = fd };
 	pthread_t t;
-	if (pthread_create(&t, NULL, epipe_thread, &w) == 0)
+	if (thread_start(THREAD_STDIO, "epipe", epipe_thread, &w, &t) == 0)
 		pthread_detach(t);
 }
 
@@ -152,6 +154,9 @@ int launch_run(const struct launch *l)
 	static struct vm vm;
 	if (vm_open_kvm(&vm))
 		exit(VM_EXIT_ERROR);
+	/* Before any thread exists (a mount namespace is per thread) and any share is opened
+	 * (they are opened in the new root). */
+	sandbox_enter(l->sandbox, l->shares, l->nshares, l->quiet);
 	/* A DAX window's pages can vanish under the guest (host truncation): synchronous
 	 * faults make that a failed KVM_RUN instead of an endless async page fault loop. */
 	for (int i = 0; i < l->nshares; i++)
@@ -183,7 +188,9 @@ int launch_run(const struct launch *l)
 			exit(VM_EXIT_ERROR);
 	}
 	for (int i = 0; i < l->nshares; i++) {
-		struct virtio_dev *fs = virtio_fs_create(&vm, &l->shares[i], err, sizeof(err));
+		struct share sh = l->shares[i];
+		sh.path = (char *)sandbox_share_path(i, sh.path);
+		struct virtio_dev *fs = virtio_fs_create(&vm, &sh, err, sizeof(err));
 		if (!fs)
 			die("share %s (%s): %s", l->shares[i].tag, l->shares[i].path, err);
 		if (machine_add_virtio(&mach, fs))
@@ -228,6 +235,7 @@ int launch_run(const struct launch *l)
 			die("cannot start the console input thread");
 	}
 	epipe_watch_start(&vm, l->epipe_fd);
+	sandbox_seal();
 	if (vcpu_start_all(&vm))
 		exit(VM_EXIT_ERROR);
 

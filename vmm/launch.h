@@ -8,6 +8,7 @@
 
 #include "vmm/boot.h"
 #include "vmm/machine.h"
+#include "vmm/sandbox.h"
 #include "vmm/vmlinux.h"
 
 struct share;
@@ -47,6 +48,8 @@ struct launch {
 	/* A pipe or socket whose reader going away stops the machine with 128+SIGPIPE, as
 	 * a host command writing there would die (-1: none). */
 	int epipe_fd;
+	enum sandbox_mode sandbox;  /* SANDBOX_ON (0) unless --sandbox none */
+	bool quiet;               /* no note when only part of the sandbox is available */
 };
 
 /* One line naming the problem ("minivmm: ..."), then exit(VM_EXIT_ERROR): start-up only. */

@@ -19,6 +19,7 @@
 #include "vmm/machine.h"
 #include "vmm/vm.h"
 #include "vmm/run.h"
+#include "vmm/sandbox.h"
 
 #define DEFAULT_MEM     (512ULL << 20)
 #define MIN_MEM         (32ULL << 20)
@@ -37,6 +38,7 @@ struct opts {
 	enum machine_transport transport;
 	bool rng;
 	bool kernel_cache;
+	enum sandbox_mode sandbox;
 	struct share shares[MACHINE_MAX_VIRTIO];
 	int nshares;
 	char **cmd;
@@ -70,6 +72,9 @@ static void usage(FILE *f)
 		"                  as the node (mapped, the default), a real node (host), EPERM (deny).\n"
 		"                  owner=mapped: run unprivileged, chowns the host refuses are kept\n"
 		"                  in an attribute and shown to the guest\n"
+		"  --sandbox on|none  confine minivmm (default on: per-thread seccomp filters, and as\n"
+		"                  root a mount namespace holding only the shares and fewer\n"
+		"                  capabilities); none turns it off, with a warning\n"
 		"  --help          this text;  --version  the version\n"
 		"\n"
 		"Exit status: the command's (0-255) or 0 when the guest powers off; 1 bad input or\n"
@@ -81,7 +86,7 @@ static void usage(FILE *f)
 static void parse_args(int argc, char **argv, struct opts *o)
 {
 	enum { O_KERNEL = 256, O_INITRD, O_CMDLINE, O_MEM, O_CPUS, O_TRANSPORT, O_RNG, O_NO_RNG,
-	       O_SHARE, O_NO_KCACHE, O_HELP, O_VERSION };
+	       O_SHARE, O_NO_KCACHE, O_SANDBOX, O_HELP, O_VERSION };
 	static const struct option lopts[] = {
 		{ "kernel", required_argument, NULL, O_KERNEL },
 		{ "initrd", required_argument, NULL, O_INITRD },
@@ -93,6 +98,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "no-rng", no_argument, NULL, O_NO_RNG },
 		{ "share", required_argument, NULL, O_SHARE },
 		{ "no-kernel-cache", no_argument, NULL, O_NO_KCACHE },
+		{ "sandbox", required_argument, NULL, O_SANDBOX },
 		{ "help", no_argument, NULL, O_HELP },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ 0 },
@@ -141,6 +147,10 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			break;
 		}
 		case O_NO_KCACHE: o->kernel_cache = false; break;
+		case O_SANDBOX:
+			if (sandbox_parse(optarg, &o->sandbox))
+				die("--sandbox '%s' is not a sandbox mode (on or none)", optarg);
+			break;
 		case O_RNG: o->rng = true; break;
 		case O_NO_RNG: o->rng = false; break;
 		case 'h': case O_HELP: usage(stdout); exit(0);
@@ -235,6 +245,7 @@ int main(int argc, char **argv)
 		.mem = o.mem, .mem_str = o.mem_str, .mem_default = "512M", .cpus = o.cpus,
 		.transport = o.transport, .rng = o.rng, .shares = o.shares, .nshares = o.nshares,
 		.serial_out = STDOUT_FILENO, .serial_in = STDIN_FILENO, .epipe_fd = -1,
+		.sandbox = o.sandbox,
 	};
 	exit(launch_run(&l));
 }

@@ -52,6 +52,7 @@ struct run_opts {
 	int nenv;
 	unsigned timeout;
 	bool verbose, quiet;
+	enum sandbox_mode sandbox;
 	char **cmd;
 	int ncmd;
 };
@@ -73,7 +74,8 @@ static void run_usage(FILE *f)
 		"  --timeout SECS    stop the guest after SECS seconds (status 124)\n"
 		"  --verbose         the guest's kernel and init messages on stderr\n"
 		"  -q, --quiet       no notes or progress lines on stderr (kernel fallback,\n"
-		"                    emulated host, first-run image builds)\n"
+		"                    emulated host, sandbox, first-run image builds)\n"
+		"  --sandbox on|none confine minivmm (default on; see minivmm --help)\n"
 		"\n"
 		"Exit status: CMD's; 128+N when it was killed by signal N; 127 CMD not found;\n"
 		"1 bad input or start-up failure; 123 guest rebooted or panicked; 124 --timeout\n"
@@ -111,7 +113,7 @@ static void add_share(struct run_opts *o, const char *opt, const char *dir, bool
 static void run_parse(int argc, char **argv, struct run_opts *o)
 {
 	enum { O_KERNEL = 256, O_CPUS, O_MEM, O_RW, O_RO, O_ENV, O_TIMEOUT, O_VERBOSE, O_QUIET,
-	       O_HELP };
+	       O_SANDBOX, O_HELP };
 	static const struct option lopts[] = {
 		{ "kernel", required_argument, NULL, O_KERNEL },
 		{ "cpus", required_argument, NULL, O_CPUS },
@@ -122,6 +124,7 @@ static void run_parse(int argc, char **argv, struct run_opts *o)
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "verbose", no_argument, NULL, O_VERBOSE },
 		{ "quiet", no_argument, NULL, O_QUIET },
+		{ "sandbox", required_argument, NULL, O_SANDBOX },
 		{ "help", no_argument, NULL, O_HELP },
 		{ 0 },
 	};
@@ -175,6 +178,10 @@ static void run_parse(int argc, char **argv, struct run_opts *o)
 		}
 		case O_VERBOSE: o->verbose = true; break;
 		case 'q': case O_QUIET: o->quiet = true; break;
+		case O_SANDBOX:
+			if (sandbox_parse(optarg, &o->sandbox))
+				die("run: --sandbox '%s' is not a sandbox mode (on or none)", optarg);
+			break;
 		case 'h': case O_HELP: run_usage(stdout); exit(0);
 		case ':': die("run: option '%s' needs a value", argv[optind - 1]);
 		default: die("run: unknown option '%s' (see minivmm run --help)", argv[optind - 1]);
@@ -632,7 +639,8 @@ int run_main(int argc, char **argv)
 		.mem = o.mem, .mem_str = o.mem_str, .mem_default = "1G", .cpus = o.cpus,
 		.transport = TRANSPORT_PCI, .rng = true, .shares = shares, .nshares = o.nshares + 1,
 		.serial_out = o.verbose ? STDERR_FILENO : -1, .serial_in = -1, .console = &io,
-		.timeout = o.timeout, .epipe_fd = STDOUT_FILENO,
+		.timeout = o.timeout, .epipe_fd = STDOUT_FILENO, .sandbox = o.sandbox,
+		.quiet = o.quiet,
 	};
 	int status = launch_run(&l);
 	if (status == VM_EXIT_TIMEOUT)

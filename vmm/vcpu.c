@@ -8,6 +8,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
+#include "vmm/thread.h"
 #include "vmm/vm.h"
 
 #define MSR_IA32_TSC             0x10
@@ -256,6 +257,7 @@ static void *vcpu_thread(void *arg)
 	/* Terminal signals belong to the main thread, which restores the terminal. */
 	sigset_t set;
 	sigfillset(&set);
+	sigdelset(&set, SIGSYS);   /* the sandbox's report of a refused system call */
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	while (!vm_stopping(v->vm)) {
@@ -286,7 +288,7 @@ static void *vcpu_thread(void *arg)
 int vcpu_start_all(struct vm *vm)
 {
 	for (int i = 0; i < vm->ncpus; i++) {
-		int ret = pthread_create(&vm->vcpus[i].thread, NULL, vcpu_thread, &vm->vcpus[i]);
+		int ret = thread_start(THREAD_VCPU, "vcpu", vcpu_thread, &vm->vcpus[i], &vm->vcpus[i].thread);
 		if (ret) {
 			vm_log("cannot start vCPU thread %d: %s", i, strerror(ret));
 			return -ret;

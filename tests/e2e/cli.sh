@@ -39,6 +39,7 @@ bad "--mem too small for kernel" "too small for this kernel" --kernel "$K" --mem
 bad "--cpus 0"                  "--cpus '0' must be a whole number" --kernel "$K" --cpus 0
 bad "--cpus junk"               "--cpus 'two' must be" --kernel "$K" --cpus two
 bad "unknown transport"         "--transport 'usb' is not a transport \\(pci or mmio\\)" --kernel "$K" --transport usb
+bad "unknown sandbox mode"      "--sandbox 'off' is not a sandbox mode \\(on or none\\)" --kernel "$K" --sandbox off
 bad "--share: missing directory"  "--share path '/nonexistent': No such file or directory" --kernel "$K" --share tag=t,path=/nonexistent
 bad "--share: not a directory"  "--share path '/etc/passwd' is not a directory" --kernel "$K" --share tag=t,path=/etc/passwd
 bad "--share: duplicate tag"    "--share: tag 't' is used twice" --kernel "$K" --share tag=t,path=/tmp --share tag=t,path=/
@@ -65,6 +66,7 @@ expect_eq "--help exits 0" 0 "$rc"
 expect_match "--help shows usage" "^usage: minivmm --kernel" "$out"
 expect_match "--help documents dax=" "dax=SIZE" "$out"
 expect_match "--help documents exit status 122" "122 the guest touched a DAX mapping" "$out"
+expect_match "--help documents --sandbox" "--sandbox on\\|none" "$out"
 bad "--share: dax not whole 2 MiB ranges" "dax must be a multiple of 2M" --kernel "$K" --share tag=t,path=/tmp,dax=5M
 bad "--share: bad devices value" "devices must be mapped, host or deny" --kernel "$K" --share tag=t,path=/tmp,devices=some
 bad "--share: empty devices value" "devices must be mapped, host or deny" --kernel "$K" --share tag=t,path=/tmp,devices=

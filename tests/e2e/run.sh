@@ -7,7 +7,7 @@ here=$(dirname "$0")
 pass=0 fail=0
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-for suite in clikvm boot virtio fs dax runcmd k612; do
+for suite in clikvm boot virtio fs dax runcmd sandbox k612; do
 	echo "# $suite"
 	"$here/$suite.sh" "$@" 2>&1 | tee "$log"
 	out=$(tail -n 1 "$log")
