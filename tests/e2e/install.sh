@@ -42,11 +42,16 @@ mv=$D$P/bin/minivmm
 expect_eq "installed minivmm run, first: status 0" 0 "$rc"
 expect_eq "installed minivmm run, first: output" first "$(cat "$T/out1")"
 [ $rc -eq 0 ] || echo "# stderr: $(head -c 500 "$T/err1")"
-# Each cached file by name, inode and size: an entry made again is a new file (written aside
-# and renamed into place), so the same inode means it was reused.  (Not mtimes: a kernel
-# cache hit refreshes its entry's time, which is what pruning goes by.)
-stamp() { find "$XDG_CACHE_HOME/minivmm" -type f \( -name '*.img' -o -name '*.elf' -o -name vmlinux \) \
-	-printf '%p %i %s\n' 2>/dev/null | sort; }
+# Each cached file by name, inode, size and modification time; unpacked kernels without the
+# time, since a cache hit refreshes it (pruning keeps the most recently used), but a kernel
+# unpacked again is a new file (written aside, renamed into place): a new inode.
+stamp() {
+	{
+		find "$XDG_CACHE_HOME/minivmm" -type f \( -name '*.img' -o -name vmlinux \) \
+			-printf '%p %i %s %T@\n' 2>/dev/null
+		find "$XDG_CACHE_HOME/minivmm" -type f -name '*.elf' -printf '%p %i %s\n' 2>/dev/null
+	} | sort
+}
 before=$(stamp)
 n=$(echo "$before" | grep -c run/)
 expect_eq "the guest image is cached (one run/*.img)" 1 "$n"
@@ -56,7 +61,7 @@ expect_eq "second run: status 0" 0 "$rc"
 expect_eq "second run: stdin through a pipe, stdout and stderr in order" "2
 two
 three" "$(cat "$T/out2")"
-expect_eq "second run reuses every cached file (same names, inodes, sizes)" "$before" "$(stamp)"
+expect_eq "second run reuses every cached file (same names, inodes, sizes, times)" "$before" "$(stamp)"
 
 # Bad installs and caches: one line naming the path, non-zero status.
 rm "$D$P/libexec/minivmm/guest/init"
