@@ -59,10 +59,14 @@ const char *sandbox_share_path(int i, const char *path)
 }
 
 /* What creating files as the guest's users needs (fs/creds.c switches fsuid/fsgid and
- * groups per request); only threads that run FUSE requests keep it, and only as root. */
+ * groups per request), and CAP_SYS_ADMIN for the one trusted.* attribute the server
+ * keeps on the host (fs/node.c: mapped device nodes; the guest can neither see nor set
+ * it, and its own trusted.* requests are refused); only threads that run FUSE requests
+ * keep them, only as root, and their filter allows no mount, ioctl or other
+ * administration call. */
 #define SHARE_CAPS ((1u << CAP_CHOWN) | (1u << CAP_DAC_OVERRIDE) | (1u << CAP_FOWNER) | \
 		    (1u << CAP_FSETID) | (1u << CAP_SETGID) | (1u << CAP_SETUID) | \
-		    (1u << CAP_MKNOD) | (1u << CAP_SETFCAP))
+		    (1u << CAP_MKNOD) | (1u << CAP_SETFCAP) | (1u << CAP_SYS_ADMIN))
 
 static int caps_set(uint32_t caps)
 {
