@@ -15,6 +15,7 @@
 #include <linux/limits.h>
 
 #include "fs/internal.h"
+#include "vmm/vm.h"
 
 #define FUSE_OUR_MINOR  38      /* what <linux/fuse.h> on Debian 12 describes */
 #define FUSE_MAX_PAGES_ 256
@@ -609,23 +610,12 @@ static unsigned fd_budget(void)
 	struct rlimit rl;
 	rlim_t cur, reserve;
 
+	/* Every inode the guest holds costs one O_PATH fd, and a guest caching a 10 000-entry
+	 * directory holds 10 000: the hard limit goes to the kernel's ceiling first where we
+	 * may (root). */
+	vm_nofile_raise();
 	if (getrlimit(RLIMIT_NOFILE, &rl))
 		return 256;
-	/* Every inode the guest holds costs one O_PATH fd, and a guest caching a 10 000-entry
-	 * directory holds 10 000.  With the privilege to (root), lift the hard limit to the
-	 * kernel's ceiling first, as virtiofsd does; unprivileged we keep the hard limit. */
-	FILE *f = fopen("/proc/sys/fs/nr_open", "re");
-	unsigned long nr_open = 0;
-	if (f) {
-		if (fscanf(f, "%lu", &nr_open) != 1)
-			nr_open = 0;
-		fclose(f);
-	}
-	if (nr_open > rl.rlim_max) {
-		struct rlimit up = { nr_open, nr_open };
-		if (!setrlimit(RLIMIT_NOFILE, &up))
-			rl = up;
-	}
 	if (rl.rlim_cur < rl.rlim_max) {
 		struct rlimit up = { rl.rlim_max, rl.rlim_max };
 		if (!setrlimit(RLIMIT_NOFILE, &up))

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +36,22 @@ void vm_log(const char *fmt, ...)
 	ssize_t w = write(STDERR_FILENO, "minivmm: ", 9);
 	w = write(STDERR_FILENO, buf, n);
 	(void)w;
+}
+
+void vm_nofile_raise(void)
+{
+	FILE *f = fopen("/proc/sys/fs/nr_open", "re");
+	unsigned long nr = 0;
+	if (f) {
+		if (fscanf(f, "%lu", &nr) != 1)
+			nr = 0;
+		fclose(f);
+	}
+	struct rlimit rl;
+	if (nr && getrlimit(RLIMIT_NOFILE, &rl) == 0 && nr > rl.rlim_max) {
+		struct rlimit up = { nr, nr };
+		setrlimit(RLIMIT_NOFILE, &up);
+	}
 }
 
 void vm_log_limited(struct vm_ratelimit *rl, const char *fmt, ...)

@@ -95,24 +95,6 @@ int sandbox_thread_enter(enum thread_role role)
 	return seccomp_policy_load(role);
 }
 
-/* As root, every inode the guest holds costs an fd: lift the limit to the kernel's
- * ceiling now, as fs/fuse.c would, while /proc/sys is still in view. */
-static void nofile_raise(void)
-{
-	FILE *f = fopen("/proc/sys/fs/nr_open", "re");
-	unsigned long nr = 0;
-	if (f) {
-		if (fscanf(f, "%lu", &nr) != 1)
-			nr = 0;
-		fclose(f);
-	}
-	struct rlimit rl;
-	if (nr && getrlimit(RLIMIT_NOFILE, &rl) == 0 && nr > rl.rlim_max) {
-		struct rlimit up = { nr, nr };
-		setrlimit(RLIMIT_NOFILE, &up);
-	}
-}
-
 /* The new root: an empty tmpfs with each share's (recursively cloned) tree at /sN and our
  * own /proc/self/fd (the FUSE server reopens O_PATH fds through it) and mountinfo (to tell
  * pseudo file systems apart).  Nothing else of the
@@ -168,7 +150,8 @@ static int ns_setup(const struct share *sh, int n, char *err, size_t errlen)
 		snprintf(err, errlen, "/proc/self/mountinfo in the new root: %s", strerror(errno));
 		goto unmount;
 	}
-	nofile_raise();
+	/* Now, while /proc/sys is still in view (fs/fuse.c does the same outside the sandbox). */
+	vm_nofile_raise();
 	if (chdir(NEWROOT) < 0) {
 		snprintf(err, errlen, "chdir: %s", strerror(errno));
 		goto unmount;

@@ -98,6 +98,11 @@ void cpuid_no_async_pf(struct kvm_cpuid2 *c);
 /* One line on stderr, "minivmm: ...".  For start-up errors and guest-caused events. */
 void vm_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Every inode a guest holds costs the FUSE server an fd: with the privilege to (root),
+ * lift RLIMIT_NOFILE's hard and soft limits to the kernel's ceiling (fs.nr_open), as
+ * virtiofsd does; unprivileged, or when /proc/sys is out of view, nothing changes. */
+void vm_nofile_raise(void);
+
 /* For lines a guest can provoke at will: at most one a second per call site (a burst
  * costs one line, and the next line says how many were dropped).  `last` is the call
  * site's own state, zero-initialised. */
